@@ -1,0 +1,5 @@
+import sys
+
+from bitbot.cli import main
+
+sys.exit(main())
