@@ -1,0 +1,67 @@
+"""What every provider adapter is: one call per turn, from query and inputs to a reply.
+
+Contract for implementations:
+- ``run`` is awaited once per turn. It may raise only ``ProviderError`` subclasses (see
+  ``gateway.providers.errors``); every other failure is a bug.
+- Conversation/session state lives in the ``Sessions`` store under ``request.session_key`` with
+  ``request.session_ttl_s``; an adapter that finds its remote session gone forgets it and starts
+  afresh once.
+- Nothing an adapter raises or logs may contain the API key, tokens or the user's inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    type: str  # dify_chatflow | dify_workflow | typebot
+    base_url: str  # effective: the connector's override or the provider's default
+    api_key: str | None = field(default=None, repr=False)
+    typebot_start_url: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    query: str
+    inputs: dict[str, str] = field(repr=False)
+    user: str  # Dify ``user``: "{member_id}:{DIALOG_ID}"
+    session_key: str  # "bitbot:{member_id}:{BOT_ID}:{DIALOG_ID}"
+    session_ttl_s: int = 86_400
+
+
+@dataclass(frozen=True)
+class Button:
+    text: str  # label shown on the button
+    value: str  # text sent back when pressed
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ProviderReply:
+    text: str  # Markdown as the provider produced it; rendering turns it into BB-code
+    buttons: tuple[Button, ...] = ()
+    usage: Usage | None = None
+    session_ended: bool = False
+
+
+class Sessions(Protocol):
+    """Conversation ids / Typebot session ids, in Redis in production."""
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str, ttl_s: int) -> None: ...
+
+    async def forget(self, key: str) -> None: ...
+
+
+class Provider(Protocol):
+    async def run(self, config: ProviderConfig, request: TurnRequest) -> ProviderReply: ...
