@@ -170,3 +170,27 @@ class TenantStore:
 async def _tenant(connection: AsyncConnection, where: sa.ColumnElement[bool]) -> Tenant:
     row = (await connection.execute(sa.select(*_TENANT_COLUMNS).where(where))).one()
     return Tenant(**row._mapping)
+
+
+class TenantUpdates:
+    """Changes the Bitrix24 client makes to a tenant it talks for."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def needs_attention(self, tenant_id: int, reason: str) -> None:
+        await self._update(tenant_id, status="needs_attention", attention_reason=reason)
+
+    async def resolved(self, tenant_id: int) -> None:
+        await self._update(tenant_id, status="active", attention_reason=None)
+
+    async def moved(self, tenant_id: int, domain: str, client_endpoint: str) -> None:
+        await self._update(tenant_id, domain=domain, client_endpoint=client_endpoint)
+
+    async def _update(self, tenant_id: int, **values: object) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                sa.update(tenants)
+                .where(tenants.c.id == tenant_id)
+                .values(updated_at=utcnow(), **values)
+            )

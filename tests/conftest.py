@@ -6,6 +6,7 @@ with ``CI=true`` they fail instead, so CI can never pass without having run them
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import uuid
@@ -14,12 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx2
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from tenants.runtime import Runtime, build_runtime
 from tenants.settings import Settings, load_settings
+from tests.fakes.bitrix24 import FakeBitrix24
+from tests.fakes.clock import FakeClock
 
 PG_ADMIN_URL = os.environ.get("BITBOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BITBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -28,6 +32,9 @@ IN_CI = os.environ.get("CI") == "true"
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()
 HASH_KEY = base64.b64encode(b"H" * 32).decode()
+B24_CLIENT_ID = "app.bitbot.test"
+B24_SECRET = "b24-client-secret-value"
+PUBLIC_URL = "https://bitbot.example.com"
 
 
 def service_unavailable(what: str, error: Exception) -> None:
@@ -135,3 +142,63 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("BITBOT_") or name in ("DATABASE_URL", "REDIS_URL", "SENTRY_DSN"):
             monkeypatch.delenv(name)
+
+
+class SteppedClock:
+    """The product's Clock over the fakes' FakeClock: sleeping moves fake time, not real time."""
+
+    def __init__(self, fake: FakeClock) -> None:
+        self.fake = fake
+        self.slept = 0.0
+
+    def now(self) -> float:
+        return self.fake.now()
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.fake.advance(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock() -> SteppedClock:
+    return SteppedClock(FakeClock())
+
+
+@pytest.fixture
+async def bitrix24(clock: SteppedClock) -> AsyncIterator[FakeBitrix24]:
+    cloud = FakeBitrix24(clock=clock.fake, client_id=B24_CLIENT_ID, client_secret=B24_SECRET)
+    async with cloud.serve():
+        yield cloud
+
+
+@pytest.fixture
+def b24_settings(backend: Backend, tmp_path: Path, bitrix24: FakeBitrix24) -> Settings:
+    return load_settings(
+        backend.env(
+            tmp_path,
+            BITBOT_B24_OAUTH_URL=bitrix24.base_url,
+            BITBOT_B24_CLIENT_ID=B24_CLIENT_ID,
+            BITBOT_B24_CLIENT_SECRET=B24_SECRET,
+            BITBOT_PUBLIC_URL=PUBLIC_URL,
+            BITBOT_ALLOW_PRIVATE_HOSTS="127.0.0.1",
+        )
+    )
+
+
+@pytest.fixture
+async def b24_runtime(b24_settings: Settings) -> AsyncIterator[Runtime]:
+    from tenants.migrate import upgrade
+
+    runtime = build_runtime(b24_settings)
+    await upgrade(runtime.engine)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient() as client:
+        yield client

@@ -1,0 +1,72 @@
+"""The Bitrix24 side: OAuth, the per-portal REST client, its limiter and batching, event forms."""
+
+from __future__ import annotations
+
+import httpx2
+
+from tenants.bitrix24.client import Bitrix24Client, Call, Services
+from tenants.bitrix24.coalescer import Coalescer
+from tenants.bitrix24.errors import (
+    AuthError,
+    Bitrix24Error,
+    MethodError,
+    MethodNotFound,
+    PaymentRequired,
+    PortalGone,
+    RateLimited,
+    ReinstallRequired,
+    ScopeError,
+    ServerError,
+)
+from tenants.bitrix24.limiter import Budget, PortalLimiter
+from tenants.bitrix24.oauth import Grant, Installation, OAuthServer
+from tenants.clock import Clock, SystemClock
+from tenants.errors import SettingsError
+from tenants.netguard import HostGuard
+from tenants.runtime import Runtime
+from tenants.store import TenantStore, TenantUpdates
+
+
+def build_services(
+    runtime: Runtime, http: httpx2.AsyncClient, clock: Clock | None = None
+) -> Services:
+    settings = runtime.settings
+    if not settings.b24_client_id or not settings.b24_client_secret:
+        raise SettingsError("BITBOT_B24_CLIENT_ID and BITBOT_B24_CLIENT_SECRET must be set")
+    clock = clock or SystemClock()
+    return Services(
+        http=http,
+        redis=runtime.redis,
+        store=TenantStore(runtime.engine, runtime.vault, runtime.hasher),
+        updates=TenantUpdates(runtime.engine),
+        oauth=OAuthServer(
+            http, settings.b24_oauth_url, settings.b24_client_id, settings.b24_client_secret, clock
+        ),
+        limiter=PortalLimiter(runtime.redis, clock),
+        guard=HostGuard(settings.allow_private_hosts),
+        clock=clock,
+    )
+
+
+__all__ = [
+    "AuthError",
+    "Bitrix24Client",
+    "Bitrix24Error",
+    "Budget",
+    "Call",
+    "Coalescer",
+    "Grant",
+    "Installation",
+    "MethodError",
+    "MethodNotFound",
+    "OAuthServer",
+    "PaymentRequired",
+    "PortalGone",
+    "PortalLimiter",
+    "RateLimited",
+    "ReinstallRequired",
+    "ScopeError",
+    "ServerError",
+    "Services",
+    "build_services",
+]

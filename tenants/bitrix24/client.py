@@ -1,0 +1,246 @@
+"""One portal's REST client: ``{client_endpoint}{method}`` with the tenant's sealed OAuth tokens.
+
+- ``expired_token``: refresh once and retry. Refreshes of one portal collapse into one across every
+  process (a Redis lock, then a re-read: whoever comes second finds the new token), and the rotated
+  refresh token is stored before the new access token is used.
+- ``invalid_grant``, ``NOT_INSTALLED``, ``PORTAL_DELETED``, ``PAYMENT_REQUIRED`` mark the tenant
+  instead of retrying forever.
+- Every request first takes its place in the portal's shared leaky bucket; a 503/429 rate-limit
+  answer (the request did not run) fills our bucket and is retried with backoff. Nothing else is
+  retried: a send that may have run is never sent twice.
+- A 302 means the portal was renamed: follow it once and store the new endpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+from redis.asyncio import Redis
+
+from tenants.bitrix24.errors import (
+    AuthError,
+    Bitrix24Error,
+    PaymentRequired,
+    PortalGone,
+    RateLimited,
+    ReinstallRequired,
+    ServerError,
+    error_for,
+)
+from tenants.bitrix24.limiter import Budget, PortalLimiter
+from tenants.bitrix24.oauth import OAuthServer
+from tenants.bitrix24.phpform import encode
+from tenants.clock import Clock
+from tenants.netguard import HostGuard
+from tenants.store import Tenant, TenantStore, TenantUpdates, TokenPair
+
+MAX_BATCH = 50
+RATE_LIMIT_RETRIES = 6
+REFRESH_LOCK_TIMEOUT_S = 30
+TIMEOUT = httpx2.Timeout(connect=5.0, read=65.0, write=10.0, pool=10.0)
+ATTENTION = {ReinstallRequired: "reinstall_required", PaymentRequired: "payment_required"}
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Services:
+    """What every portal client of a process shares."""
+
+    http: httpx2.AsyncClient
+    redis: Redis
+    store: TenantStore
+    updates: TenantUpdates
+    oauth: OAuthServer
+    limiter: PortalLimiter
+    guard: HostGuard
+    clock: Clock
+
+
+class Bitrix24Client:
+    def __init__(self, tenant: Tenant, services: Services, budget: Budget | None = None) -> None:
+        self._tenant = tenant
+        self._endpoint = tenant.client_endpoint
+        self._s = services
+        self.budget = budget or Budget()
+        self._tokens: TokenPair | None = None
+
+    @property
+    def member_id(self) -> str:
+        return self._tenant.member_id
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        await self.reserve()
+        return (await self.send_reserved(Call(method, params or {})))["result"]
+
+    async def notify(self, method: str, params: dict[str, Any]) -> bool:
+        """Best effort (typing indicators): dropped, not queued, when the budget is tight."""
+        if not await self._s.limiter.acquire(self.member_id, self.budget, best_effort=True):
+            return False
+        try:
+            await self.send_reserved(Call(method, params))
+        except Bitrix24Error:
+            return False
+        return True
+
+    async def batch(self, calls: list[Call], halt: bool = False) -> list[Any]:
+        """Run up to 50 calls as one request; each item is a result or a Bitrix24Error."""
+        await self.reserve()
+        return await self.batch_reserved(calls, halt)
+
+    async def reserve(self) -> None:
+        """Wait for the portal's budget; the next send_reserved/batch_reserved spends it."""
+        await self._s.limiter.acquire(self.member_id, self.budget)
+
+    async def batch_reserved(self, calls: list[Call], halt: bool = False) -> list[Any]:
+        if not 0 < len(calls) <= MAX_BATCH:
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH} calls, got {len(calls)}")
+        commands = {f"c{i}": f"{c.method}?{encode(c.params)}" for i, c in enumerate(calls)}
+        body = await self.send_reserved(Call("batch", {"halt": int(halt), "cmd": commands}))
+        return _batch_items(body.get("result"), len(calls))
+
+    async def send_reserved(self, call: Call) -> dict[str, Any]:
+        refreshed = False
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            if attempt:
+                await self.reserve()
+            tokens = await self._current_tokens()
+            try:
+                return await self._post(call, tokens.access_token)
+            except AuthError as error:
+                if error.code != "expired_token" or refreshed:
+                    raise
+                refreshed = True
+                self._tokens = await self._refresh(tokens.access_token)
+            except RateLimited:
+                await self._s.limiter.penalize(self.member_id, self.budget)
+                await self._s.clock.sleep(min(2.0**attempt * 0.5, 30.0))
+        raise RateLimited("QUERY_LIMIT_EXCEEDED", f"{call.method} still limited after retries")
+
+    async def access_token(self, stale: str | None = None) -> str:
+        """A usable access token; pass the one that was just refused to get it refreshed."""
+        tokens = await self._current_tokens()
+        if stale is not None and tokens.access_token == stale:
+            self._tokens = tokens = await self._refresh(stale)
+        return tokens.access_token
+
+    async def _current_tokens(self) -> TokenPair:
+        if self._tokens is None:
+            self._tokens = await self._s.store.tokens(self._tenant.id)
+        if self._tokens is None:
+            raise ReinstallRequired("NO_TOKENS", "the portal has no stored tokens")
+        if self._tokens.expires_at.timestamp() <= self._s.clock.now():
+            self._tokens = await self._refresh(self._tokens.access_token)
+        return self._tokens
+
+    async def _refresh(self, stale_access_token: str) -> TokenPair:
+        lock = self._s.redis.lock(
+            f"bitbot:b24:refresh:{self.member_id}",
+            timeout=REFRESH_LOCK_TIMEOUT_S,
+            blocking_timeout=REFRESH_LOCK_TIMEOUT_S + 5,
+            sleep=0.02,
+        )
+        async with lock:
+            current = await self._s.store.tokens(self._tenant.id)
+            if current is None:
+                raise ReinstallRequired("NO_TOKENS", "the portal has no stored tokens")
+            if current.access_token != stale_access_token:
+                return current  # another caller refreshed while we waited for the lock
+            try:
+                grant = await self._s.oauth.refresh(current.refresh_token)
+            except Bitrix24Error as error:
+                await self._flag(error)
+                raise
+            fresh = TokenPair(
+                grant.access_token, grant.refresh_token, grant.expires_at, current.user_id
+            )
+            await self._s.store.save_tokens(self._tenant.id, fresh)
+            return fresh
+
+    async def _post(self, call: Call, access_token: str) -> dict[str, Any]:
+        payload = {**call.params, "auth": access_token}
+        response = await self._request(self._endpoint + call.method, payload)
+        if response.status_code in (301, 302, 307, 308):
+            response = await self._follow_rename(response, call.method, payload)
+        body = _json(response)
+        if "error" in body:
+            error = error_for(
+                str(body["error"]), str(body.get("error_description", "")), response.status_code
+            )
+            await self._flag(error)
+            raise error
+        if response.status_code >= 500:
+            raise ServerError("HTTP_ERROR", f"HTTP {response.status_code}", response.status_code)
+        return body
+
+    async def _request(self, url: str, payload: dict[str, Any]) -> httpx2.Response:
+        await self._s.guard.check(url)
+        try:
+            return await self._s.http.post(
+                url, json=payload, timeout=TIMEOUT, follow_redirects=False
+            )
+        except httpx2.HTTPError as error:
+            raise ServerError("UNREACHABLE", type(error).__name__) from None
+
+    async def _follow_rename(
+        self, response: httpx2.Response, method: str, payload: dict[str, Any]
+    ) -> httpx2.Response:
+        location = response.headers.get("location", "")
+        target = urlsplit(str(response.url.join(location)))
+        if not location or not target.path.endswith(method):
+            raise ServerError("BAD_REDIRECT", "the portal redirected somewhere unexpected", 302)
+        endpoint = f"{target.scheme}://{target.netloc}{target.path[: -len(method)]}"
+        response = await self._request(endpoint + method, payload)
+        self._endpoint = endpoint
+        await self._s.updates.moved(self._tenant.id, target.hostname or "", endpoint)
+        return response
+
+    async def _flag(self, error: Bitrix24Error) -> None:
+        if isinstance(error, PortalGone):
+            await self._s.updates.needs_attention(self._tenant.id, "portal_deleted")
+        for family, reason in ATTENTION.items():
+            if isinstance(error, family):
+                await self._s.updates.needs_attention(self._tenant.id, reason)
+
+
+def _json(response: httpx2.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise ServerError(
+            "BAD_ANSWER", f"HTTP {response.status_code}, not JSON", response.status_code
+        ) from None
+    if not isinstance(body, dict):
+        raise ServerError("BAD_ANSWER", "not a JSON object", response.status_code)
+    return body
+
+
+def _batch_items(result: Any, count: int) -> list[Any]:
+    if not isinstance(result, dict):
+        raise ServerError("BAD_ANSWER", "batch answered without a result")
+    values, errors = result.get("result") or {}, result.get("result_error") or {}
+    items: list[Any] = []
+    for index in range(count):
+        key = f"c{index}"
+        error = errors.get(key) if isinstance(errors, dict) else None
+        if error:
+            items.append(
+                error_for(str(error.get("error")), str(error.get("error_description", "")), 400)
+            )
+        elif isinstance(values, dict) and key in values:
+            items.append(values[key])
+        else:
+            items.append(ServerError("NOT_RUN", "the batch stopped before this call"))
+    return items
+
+
+def expires_at(clock: Clock, seconds: int) -> datetime:
+    return datetime.fromtimestamp(clock.now() + seconds, UTC)

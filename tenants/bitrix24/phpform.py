@@ -1,0 +1,77 @@
+"""PHP ``http_build_query``-style forms, the way Bitrix24 sends events and ``batch`` takes commands.
+
+Decoding keeps every scalar a string and keeps numeric keys as dict keys (bot ids, file ids), as the
+protocol reference advises; callers validate shapes with typed accessors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+KEY_PART = re.compile(r"[^\[\]]+|\[\]")
+
+Form = dict[str, Any]
+
+
+class FormError(ValueError):
+    pass
+
+
+def decode(body: bytes) -> Form:
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=10_000)
+    except UnicodeDecodeError:
+        raise FormError("the body is not UTF-8") from None
+    except ValueError as error:
+        raise FormError(f"the body is not a form: {error}") from None
+    root: Form = {}
+    for key, value in pairs:
+        _place(root, key, value)
+    return root
+
+
+def _place(root: Form, key: str, value: str) -> None:
+    parts = KEY_PART.findall(key)
+    if not parts or parts[0] == "[]":
+        raise FormError(f"malformed field name {key[:60]!r}")
+    node = root
+    for index, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise FormError(f"field {'.'.join(parts[: index + 1])!r} is both a value and a group")
+        node = child
+    last = parts[-1]
+    if last == "[]":
+        last = str(len(node))
+    if isinstance(node.get(last), dict):
+        raise FormError(f"field {'.'.join(parts)!r} is both a value and a group")
+    node[last] = value
+
+
+def encode(params: dict[str, Any]) -> str:
+    """Encode nested params for a ``batch`` command string or a form body."""
+    return "&".join(f"{quote(k, safe='[]')}={quote(v, safe='')}" for k, v in _flatten(params, ""))
+
+
+def _flatten(value: Any, prefix: str) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list | tuple):
+        items = list(enumerate(value))
+    else:
+        return [(prefix, _scalar(value))]
+    pairs: list[tuple[str, str]] = []
+    for key, child in items:
+        pairs += _flatten(child, f"{prefix}[{key}]" if prefix else str(key))
+    return pairs
+
+
+def _scalar(value: Any) -> str:
+    if value is True:
+        return "Y"
+    if value is False:
+        return "N"
+    return "" if value is None else str(value)
