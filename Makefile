@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench k8s-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+## Benchmarks: each prints its figures
+bench: $(STAMP)
+	$(BIN)/python -m bench.b24_batching
+
+## Render every k8s overlay and validate it offline (kubectl kustomize, schemas, checkov, hadolint)
+k8s-check:
+	bash scripts/validate-k8s.sh
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

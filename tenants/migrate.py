@@ -28,6 +28,12 @@ def head_revision() -> str:
     return cast(str, head)
 
 
+def is_known_revision(revision: str) -> bool:
+    return revision in {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema to ``revision``; running it again at that revision changes nothing."""
     async with engine.begin() as connection:

@@ -68,15 +68,19 @@ class PortalLimiter:
 
     async def penalize(self, member_id: str, budget: Budget) -> None:
         """Bitrix24 said the bucket is full: mark ours full too, so every process backs off."""
+        level = str(_usable_burst(budget))
         await self._redis.hset(
-            _key(member_id), mapping={"level": str(budget.burst), "at": str(self._clock.now())}
+            _key(member_id), mapping={"level": level, "at": str(self._clock.now())}
         )
 
     async def _reserve(self, member_id: str, budget: Budget, best_effort: bool) -> float:
-        burst = max(1, budget.burst - SAFETY_MARGIN)
-        args = [self._clock.now(), budget.rate, burst, "1" if best_effort else "0"]
+        args = [self._clock.now(), budget.rate, _usable_burst(budget), "1" if best_effort else "0"]
         result = await self._take(keys=[_key(member_id)], args=args)
         return float(result)
+
+
+def _usable_burst(budget: Budget) -> int:
+    return max(1, budget.burst - SAFETY_MARGIN)
 
 
 def _key(member_id: str) -> str:
