@@ -10,10 +10,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from admin_ui.errors import error_response
-from admin_ui.forms import BodyTooLarge, integer, read_form, text
 from admin_ui.marketplace import InstallRefused, InstallRequest, Marketplace
 from tenants.bitrix24.errors import Bitrix24Error
 from tenants.bitrix24.phpform import Form, FormError
+from tenants.forms import BodyTooLarge, integer, read_form, text
 
 log = logging.getLogger("bitbot.lifecycle")
 

@@ -1,3 +1,13 @@
-"""Plans, subscriptions, usage metering and quota checks (arrives with the billing issue)."""
+"""Plans, subscriptions, usage metering and quota checks; the gateway sees only the seam."""
 
-__all__: list[str] = []
+from billing.seam import (
+    Allow,
+    Billing,
+    Deny,
+    RateLimits,
+    TurnUsage,
+    UnlimitedPlan,
+    Verdict,
+)
+
+__all__ = ["Allow", "Billing", "Deny", "RateLimits", "TurnUsage", "UnlimitedPlan", "Verdict"]

@@ -1,22 +1,256 @@
-"""The worker process: serves health while it runs, and stops cleanly on SIGTERM.
+"""The worker: reads the shards it holds, hands events to their dialogs, acknowledges when done.
 
-The queue consumers that run the conversation pipeline plug in here (issue #4); until then the
-worker holds no work of its own.
+An entry stays unacknowledged until every event in it has been answered (or given up on), so a
+worker that dies mid-turn loses nothing: its leases expire, another worker takes the shard and
+the entries with it. A delivered event is marked done after its reply, so taking an entry over
+never answers twice what was already answered. On SIGTERM the worker stops reading, lets running
+turns finish within the grace period and hands the rest back by releasing its leases.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
+from gateway.dialogs import Dialogs, Work
+from gateway.events import EventError, parse_webhook
+from gateway.leases import ShardLeases
+from gateway.model import ChatEvent
+from gateway.portals import PortalClients
+from gateway.sinks import ChatSink, ReplySink, TestChatSink
+from gateway.turns import Turns
+from tenants.bitrix24.phpform import FormError, decode
+from tenants.bots import BotDirectory, BotProfile
 from tenants.health import health_routes
+from tenants.queue import Delivery, Queue
 from tenants.runtime import Runtime
+from tenants.store import Tenant, TenantStore
+
+log = logging.getLogger("bitbot.worker")
+
+MAX_DELIVERIES = 5
+LEASE_REFRESH_S = 10.0
 
 
 def create_worker_health_app(runtime: Runtime) -> Starlette:
     return Starlette(routes=health_routes(runtime))
 
 
-async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
-    await stop.wait()
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Entry:
+    """An entry being worked on: acknowledged once all its events are finished."""
+
+    queue: Queue
+    delivery: Delivery
+    remaining: int
+    failure: str | None = None
+    summary: str = ""
+
+    async def finish(self, failure: str | None, summary: str) -> None:
+        if failure and not self.failure:
+            self.failure, self.summary = failure, summary
+        self.remaining -= 1
+        if self.remaining > 0:
+            return
+        if self.failure:
+            await self.queue.dead_letter(self.delivery, self.failure, self.summary)
+        else:
+            await self.queue.ack(self.delivery)
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        leases: ShardLeases,
+        turns: Turns,
+        bots: BotDirectory,
+        store: TenantStore,
+        portals: PortalClients,
+        runtime: Runtime,
+        read_block_ms: int = 1000,
+        read_count: int = 200,
+        grace_s: float = 60.0,
+    ) -> None:
+        self._queue = queue
+        self._leases = leases
+        self._turns = turns
+        self._bots = bots
+        self._store = store
+        self._portals = portals
+        self._runtime = runtime
+        self._block_ms = read_block_ms
+        self._count = read_count
+        self._grace_s = grace_s
+        self._dialogs = Dialogs(self._run_turn, self._batch_delay)
+        self._in_flight: set[str] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._dialogs.in_flight
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._queue.ensure_groups()
+        keeper = asyncio.create_task(self._keep_leases(stop))
+        try:
+            while not stop.is_set():
+                shards = sorted(self._leases.held)
+                if not shards:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.2)
+                    continue
+                for delivery in await self._queue.read(
+                    self._leases.owner, shards, self._count, self._block_ms
+                ):
+                    await self._accept(delivery)
+        finally:
+            if not await self._dialogs.drain(self._grace_s):
+                log.warning("grace period over; unfinished turns go back to the queue")
+                await self._dialogs.cancel()
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await self._leases.release_all()
+
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            gained, lost = await self._leases.refresh(busy=set())
+            if lost:
+                log.warning("lost the leases of shards %s", sorted(lost))
+            for shard in sorted(gained):
+                await self._take_over(shard)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), LEASE_REFRESH_S)
+
+    async def _take_over(self, shard: int) -> None:
+        """Entries the shard's previous owner read but did not finish are ours now."""
+        while claimed := await self._queue.claim(self._leases.owner, shard, 0, self._count):
+            for delivery in claimed:
+                await self._accept(delivery)
+            if len(claimed) < self._count:
+                return
+
+    async def _accept(self, delivery: Delivery) -> None:
+        if delivery.entry_id in self._in_flight:
+            return
+        if delivery.broken:
+            await self._queue.dead_letter(delivery, delivery.broken, "")
+            return
+        if delivery.deliveries > MAX_DELIVERIES:
+            reason = f"handed out {delivery.deliveries} times without finishing"
+            await self._queue.dead_letter(delivery, reason, "")
+            return
+        tenant = await self._store.get(delivery.envelope.tenant_id)
+        if tenant is None or tenant.status != "active":
+            await self._queue.ack(delivery)  # the portal left or must reinstall: nothing to answer
+            return
+        try:
+            works = self._works(delivery, tenant)
+        except (EventError, FormError, ValueError) as error:
+            await self._queue.dead_letter(delivery, f"unreadable event: {error}", "")
+            return
+        if not works:
+            await self._queue.ack(delivery)
+            return
+        self._in_flight.add(delivery.entry_id)
+        entry = _Entry(self._queue, delivery, len(works))
+
+        async def finish(failure: str | None, summary: str) -> None:
+            await entry.finish(failure, summary)
+            if entry.remaining == 0:
+                self._in_flight.discard(delivery.entry_id)
+
+        for work in works:
+            work.finish = finish
+            self._dialogs.submit(work)
+
+    def _works(self, delivery: Delivery, tenant: Tenant) -> list[Work]:
+        envelope = delivery.envelope
+        if envelope.kind == "test":
+            return [_test_work(json.loads(envelope.payload), tenant)]
+        events = parse_webhook(decode(envelope.payload.encode()))
+        return [Work(event, tenant, _unset) for event in events]
+
+    async def _batch_delay(self, work: Work) -> float:
+        profile = await self._profile(work)
+        return profile.batch_delay_ms / 1000 if profile else 0.0
+
+    async def _profile(self, work: Work) -> BotProfile | None:
+        if work.bot_profile_id is not None:
+            return await self._bots.by_id(work.tenant.id, work.bot_profile_id)
+        return await self._bots.by_bitrix24_id(work.tenant.id, work.event.bot_id)
+
+    async def _run_turn(self, works: list[Work]) -> None:
+        last = works[-1]
+        profile = await self._profile(last)
+        failure: str | None = None
+        summary = ""
+        try:
+            if last.event.kind == "bot_delete":
+                await self._forget_bot(last)
+            else:
+                outcome = await self._turns.run(works, self._sink(last, profile), profile)
+                failure, summary = outcome.failure, outcome.summary
+        except Exception as error:
+            log.exception("turn crashed")
+            failure, summary = f"crashed: {type(error).__name__}", last.event.event_name
+        for work in works:
+            await work.finish(failure, summary)
+
+    def _sink(self, work: Work, profile: BotProfile | None) -> ReplySink:
+        if work.test_sink:
+            return TestChatSink(self._runtime.redis, work.test_sink)
+        version = profile.api_version if profile else 1
+        return ChatSink(
+            self._portals.client(work.tenant), self._portals.coalescer(work.tenant), version
+        )
+
+    async def _forget_bot(self, work: Work) -> None:
+        await self._store.forget_bitrix24_bot(work.tenant.id, work.event.bot_id)
+        self._bots.forget(work.tenant.id)
+
+
+async def _unset(failure: str | None, summary: str) -> None:
+    raise AssertionError("the worker sets every work's finish before submitting it")
+
+
+def _test_work(payload: dict[str, object], tenant: Tenant) -> Work:
+    """A message typed in the admin's test chat, shaped like a private message to the bot."""
+    text = str(payload.get("text", ""))
+    user_id = str(payload.get("user_id", "0"))
+    event = ChatEvent(
+        kind="message",
+        origin="test",
+        event_name="ONIMBOTMESSAGEADD",
+        member_id=tenant.member_id,
+        bot_id=int(str(payload.get("b24_bot_id", 0) or 0)),
+        dialog_id=str(payload.get("dialog_id", f"test{user_id}")),
+        message_id=str(payload.get("message_id", "")),
+        text=text,
+        author_id=user_id,
+        first_name=str(payload.get("first_name", "")),
+        last_name=str(payload.get("last_name", "")),
+        language=str(payload.get("language", "")),
+        client_endpoint=tenant.client_endpoint,
+        scope=tenant.scope,
+    )
+    return Work(
+        event,
+        tenant,
+        _unset,
+        test_sink=str(payload["sink"]),
+        bot_profile_id=int(str(payload["bot_id"])),
+    )

@@ -11,7 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tenants.schema import credentials, tenants, utcnow
+from tenants.schema import bots, credentials, tenants, utcnow
 from tenants.tokenhash import TokenHasher
 from tenants.vault import Vault, tenant_context
 
@@ -106,6 +106,40 @@ class TenantStore:
                 )
             ).first()
         return None if row is None else Tenant(**row._mapping)
+
+    async def get(self, tenant_id: int) -> Tenant | None:
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(*_TENANT_COLUMNS).where(tenants.c.id == tenant_id)
+                )
+            ).first()
+        return None if row is None else Tenant(**row._mapping)
+
+    async def forget_bitrix24_bot(self, tenant_id: int, b24_bot_id: int) -> None:
+        """Bitrix24 deleted the bot: keep its configuration, mark it for registration again."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                sa.update(bots)
+                .where(bots.c.tenant_id == tenant_id, bots.c.b24_bot_id == b24_bot_id)
+                .values(b24_bot_id=None, registration_state="pending", updated_at=utcnow())
+            )
+
+    async def with_token_hash(self, member_id: str) -> tuple[Tenant, bytes | None] | None:
+        """The tenant and its stored application-token hash, for callers that cache both."""
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(*_TENANT_COLUMNS, tenants.c.application_token_hash).where(
+                        tenants.c.member_id == member_id
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        fields = dict(row._mapping)
+        stored = fields.pop("application_token_hash")
+        return Tenant(**fields), stored
 
     async def authenticate(self, member_id: str, application_token: str) -> Tenant | None:
         """The tenant whose stored hash matches ``application_token``, compared in constant time."""

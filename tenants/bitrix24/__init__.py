@@ -21,7 +21,6 @@ from tenants.bitrix24.errors import (
 from tenants.bitrix24.limiter import Budget, PortalLimiter
 from tenants.bitrix24.oauth import Grant, Installation, OAuthServer
 from tenants.clock import Clock, SystemClock
-from tenants.errors import SettingsError
 from tenants.netguard import HostGuard
 from tenants.runtime import Runtime
 from tenants.store import TenantStore, TenantUpdates
@@ -30,9 +29,9 @@ from tenants.store import TenantStore, TenantUpdates
 def build_services(
     runtime: Runtime, http: httpx2.AsyncClient, clock: Clock | None = None
 ) -> Services:
+    """Without app credentials (the embedded run before it is registered with Bitrix24) token
+    refreshes are refused by the auth server; every other part works."""
     settings = runtime.settings
-    if not settings.b24_client_id or not settings.b24_client_secret:
-        raise SettingsError("BITBOT_B24_CLIENT_ID and BITBOT_B24_CLIENT_SECRET must be set")
     clock = clock or SystemClock()
     return Services(
         http=http,
@@ -40,7 +39,11 @@ def build_services(
         store=TenantStore(runtime.engine, runtime.vault, runtime.hasher),
         updates=TenantUpdates(runtime.engine),
         oauth=OAuthServer(
-            http, settings.b24_oauth_url, settings.b24_client_id, settings.b24_client_secret, clock
+            http,
+            settings.b24_oauth_url,
+            settings.b24_client_id or "",
+            settings.b24_client_secret or "",
+            clock,
         ),
         limiter=PortalLimiter(runtime.redis, clock),
         guard=HostGuard(settings.allow_private_hosts),

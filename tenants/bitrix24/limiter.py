@@ -12,33 +12,10 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from tenants.buckets import Buckets, Rate
 from tenants.clock import Clock
 
 SAFETY_MARGIN = 2
-
-# KEYS[1] bucket; ARGV now, rate, burst, best_effort (1 = do not queue).
-# Returns the seconds to wait before the request may go (0 = go now), or -1 = dropped.
-_TAKE = """
-local now = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'level', 'at')
-local level = tonumber(state[1]) or 0
-local at = tonumber(state[2]) or now
-if now > at then
-  level = math.max(0, level - (now - at) * rate)
-  at = now
-end
-local wait = (level + 1 - burst) / rate
-if wait > 0 and ARGV[4] == '1' then
-  return '-1'
-end
-level = level + 1
-redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(at))
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
-if wait < 0 then wait = 0 end
-return tostring(wait)
-"""
 
 
 @dataclass(frozen=True)
@@ -50,16 +27,19 @@ class Budget:
     def enterprise(cls) -> Budget:
         return cls(rate=5.0, burst=250)
 
+    @property
+    def usable(self) -> Rate:
+        return Rate(self.rate, max(1, self.burst - SAFETY_MARGIN))
+
 
 class PortalLimiter:
     def __init__(self, redis: Redis, clock: Clock) -> None:
-        self._redis = redis
+        self._buckets = Buckets(redis, clock)
         self._clock = clock
-        self._take = redis.register_script(_TAKE)
 
     async def acquire(self, member_id: str, budget: Budget, best_effort: bool = False) -> bool:
         """Wait until the portal's bucket has room; a best-effort request is dropped instead."""
-        wait = await self._reserve(member_id, budget, best_effort)
+        wait = await self._buckets.reserve(_key(member_id), budget.usable, best_effort)
         if wait < 0:
             return False
         if wait > 0:
@@ -68,19 +48,7 @@ class PortalLimiter:
 
     async def penalize(self, member_id: str, budget: Budget) -> None:
         """Bitrix24 said the bucket is full: mark ours full too, so every process backs off."""
-        level = str(_usable_burst(budget))
-        await self._redis.hset(
-            _key(member_id), mapping={"level": level, "at": str(self._clock.now())}
-        )
-
-    async def _reserve(self, member_id: str, budget: Budget, best_effort: bool) -> float:
-        args = [self._clock.now(), budget.rate, _usable_burst(budget), "1" if best_effort else "0"]
-        result = await self._take(keys=[_key(member_id)], args=args)
-        return float(result)
-
-
-def _usable_burst(budget: Budget) -> int:
-    return max(1, budget.burst - SAFETY_MARGIN)
+        await self._buckets.fill(_key(member_id), budget.usable)
 
 
 def _key(member_id: str) -> str:

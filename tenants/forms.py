@@ -1,4 +1,6 @@
-"""Reading Bitrix24's form posts at the edge: size-limited, parsed, with typed accessors."""
+"""Reading Bitrix24's form posts at the edge: size-limited, parsed, with typed accessors.
+
+Shared by the gateway (bot events) and the admin service (lifecycle events)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ class BodyTooLarge(Exception):
 
 
 async def read_form(request: Request, limit: int = MAX_BODY_BYTES) -> Form:
+    return decode(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
@@ -26,7 +32,7 @@ async def read_form(request: Request, limit: int = MAX_BODY_BYTES) -> Form:
         if size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
-    return decode(b"".join(chunks))
+    return b"".join(chunks)
 
 
 def text(form: Form, *path: str, required: bool = True, limit: int = 512) -> str:

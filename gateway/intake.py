@@ -1,0 +1,72 @@
+"""``POST /b24/events``: the minimum before answering Bitrix24, which never retries a delivery.
+
+Read the body (at most 1 MiB), check the envelope, resolve the tenant (cached), compare the
+application token in constant time, and append the raw event to the queue. Everything else
+happens in the worker, so the intake never waits for a provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.tenantcache import TenantCache
+from tenants.bitrix24.phpform import FormError, decode
+from tenants.forms import BodyTooLarge, read_body, text
+from tenants.queue import Queue
+
+log = logging.getLogger("bitbot.intake")
+
+ACCEPTED_EVENTS = frozenset(
+    {
+        "ONIMBOTMESSAGEADD",
+        "ONIMBOTMESSAGEUPDATE",
+        "ONIMBOTMESSAGEDELETE",
+        "ONIMCOMMANDADD",
+        "ONIMBOTJOINCHAT",
+        "ONIMBOTDELETE",
+        "ONIMBOTV2MESSAGEADD",
+        "ONIMBOTV2MESSAGEUPDATE",
+        "ONIMBOTV2MESSAGEDELETE",
+        "ONIMBOTV2COMMANDADD",
+        "ONIMBOTV2JOINCHAT",
+        "ONIMBOTV2DELETE",
+        "ONIMBOTV2REACTIONCHANGE",
+        "ONIMBOTV2CONTEXTGET",
+    }
+)
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def intake_routes(queue: Queue, tenants: TenantCache) -> list[Route]:
+    async def events(request: Request) -> Response:
+        received_at = time.time()
+        try:
+            body = await read_body(request)
+            form = decode(body)
+            event = text(form, "event", limit=64).upper()
+            member_id = text(form, "auth", "member_id", limit=64)
+            token = text(form, "auth", "application_token", limit=256)
+        except BodyTooLarge:
+            return error(413, "too_large", "the request body is larger than 1 MiB")
+        except FormError as problem:
+            return error(400, "bad_request", str(problem))
+        if event not in ACCEPTED_EVENTS:
+            log.warning("rejected unknown event %.64s", event)
+            return error(400, "unknown_event", f"event {event} is not a bot event BitBot handles")
+        tenant = await tenants.authenticate(member_id, token)
+        if tenant is None:
+            return error(401, "unauthorized", "unknown portal or wrong application token")
+        if tenant.status != "active":
+            return error(403, "inactive", "BitBot is not active on this portal")
+        await queue.enqueue("b24", tenant.id, member_id, body.decode(), received_at)
+        return JSONResponse({"status": "queued"})
+
+    return [Route("/b24/events", events, methods=["POST"])]

@@ -1,0 +1,78 @@
+"""Wiring of the gateway package: the intake app and the worker, from a process's runtime."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx2
+from starlette.applications import Starlette
+
+from billing import Billing, UnlimitedPlan
+from gateway.intake import intake_routes
+from gateway.leases import ShardLeases
+from gateway.portals import PortalClients
+from gateway.providers.sessions import RedisSessions
+from gateway.tenantcache import TenantCache
+from gateway.turns import RetryPolicy, Turns
+from gateway.worker import Worker, consumer_name
+from tenants.bitrix24 import build_services
+from tenants.bots import BotDirectory
+from tenants.buckets import Buckets
+from tenants.clock import Clock, SystemClock
+from tenants.health import health_routes
+from tenants.queue import Queue
+from tenants.runtime import Runtime
+from tenants.store import TenantStore
+
+
+def queue_of(runtime: Runtime) -> Queue:
+    return Queue(runtime.redis, runtime.vault, runtime.settings.queue_shards)
+
+
+def create_gateway_app(runtime: Runtime) -> Starlette:
+    store = TenantStore(runtime.engine, runtime.vault, runtime.hasher)
+    routes = intake_routes(queue_of(runtime), TenantCache(store, runtime.hasher))
+    return Starlette(routes=[*routes, *health_routes(runtime)])
+
+
+def build_worker(
+    runtime: Runtime,
+    http: httpx2.AsyncClient,
+    *,
+    clock: Clock | None = None,
+    billing: Billing | None = None,
+    retry: RetryPolicy | None = None,
+    grace_s: float = 60.0,
+    read_block_ms: int = 1000,
+) -> Worker:
+    clock = clock or SystemClock()
+    services = build_services(runtime, http, clock)
+    bots = BotDirectory(runtime.engine, runtime.vault)
+    turns = Turns(
+        bots=bots,
+        store=services.store,
+        billing=billing or UnlimitedPlan(),
+        buckets=Buckets(runtime.redis, clock),
+        http=http,
+        sessions=RedisSessions(runtime.redis),
+        redis=runtime.redis,
+        clock=clock,
+        retry=retry,
+    )
+    queue = queue_of(runtime)
+    return Worker(
+        queue=queue,
+        leases=ShardLeases(runtime.redis, consumer_name(), queue.shards),
+        turns=turns,
+        bots=bots,
+        store=services.store,
+        portals=PortalClients(services),
+        runtime=runtime,
+        grace_s=grace_s,
+        read_block_ms=read_block_ms,
+    )
+
+
+async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
+    async with httpx2.AsyncClient(headers={"User-Agent": "BitBot"}) as http:
+        await build_worker(runtime, http).run(stop)

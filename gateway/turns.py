@@ -1,0 +1,232 @@
+"""One turn: from the events of a dialog to the flow's answer in the chat.
+
+Quota and rate limits first (over the rate the turn waits; it is never dropped), then the bot's
+configuration, the input variables, "typing" in the chat, the provider (retried with backoff while
+it is unavailable), the reply, the usage. Failures never reach the chat as details: the customer
+gets the bot's fallback text, the details go to the log and the dead-letter entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+from redis.asyncio import Redis
+
+from billing import Billing, Deny, TurnUsage
+from gateway.dialogs import Work
+from gateway.model import ChatEvent
+from gateway.providers import provider_for
+from gateway.providers.base import Button, ProviderConfig, ProviderReply, Sessions, TurnRequest
+from gateway.providers.errors import ProviderError, ProviderUnavailable
+from gateway.render import resolve_choice
+from gateway.sinks import ReplySink
+from gateway.variables import build_inputs, build_query
+from tenants.bitrix24 import Bitrix24Error
+from tenants.bots import BotDirectory, BotProfile
+from tenants.buckets import Buckets, Rate
+from tenants.clock import Clock
+from tenants.store import TenantStore
+
+log = logging.getLogger("bitbot.turns")
+
+DEFAULT_FALLBACK = "Sorry, I cannot answer right now. Please try again a little later."
+DONE_TTL_S = 86_400
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    first_delay_s: float = 1.0
+    factor: float = 4.0
+
+    def delay(self, attempt: int) -> float:
+        return self.first_delay_s * self.factor**attempt
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    failure: str | None = None  # None: answered (or nothing to answer)
+    summary: str = ""
+
+
+class Turns:
+    def __init__(
+        self,
+        *,
+        bots: BotDirectory,
+        store: TenantStore,
+        billing: Billing,
+        buckets: Buckets,
+        http: httpx2.AsyncClient,
+        sessions: Sessions,
+        redis: Redis,
+        clock: Clock,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._bots = bots
+        self._store = store
+        self._billing = billing
+        self._buckets = buckets
+        self._http = http
+        self._sessions = sessions
+        self._redis: Any = redis
+        self._clock = clock
+        self._retry = retry or RetryPolicy()
+
+    async def run(
+        self, works: list[Work], sink: ReplySink, profile: BotProfile | None
+    ) -> TurnOutcome:
+        event = works[-1].event
+        tenant = works[-1].tenant
+        if profile is None:
+            log.info("event for unknown bot %s of tenant %s dropped", event.bot_id, tenant.id)
+            return TurnOutcome()
+        fresh = [work for work in works if not await self._done(tenant.id, work.event)]
+        if not fresh:
+            return TurnOutcome()
+        verdict = await self._billing.check_turn(tenant.id)
+        if isinstance(verdict, Deny):
+            await sink.say(event, verdict.text)
+            await self._mark_done(tenant.id, fresh)
+            return TurnOutcome()
+        await self._wait_for_rate(tenant.id, event)
+        outcome = await self._answer(fresh, sink, profile)
+        await self._mark_done(tenant.id, fresh)
+        return outcome
+
+    async def _answer(self, works: list[Work], sink: ReplySink, profile: BotProfile) -> TurnOutcome:
+        event = works[-1].event
+        batch = [work.event for work in works] if len(works) > 1 else []
+        tenant = works[-1].tenant
+        try:
+            await sink.typing(event)
+            request = await self._request(event, batch, profile, tenant.member_id)
+            reply = await self._call_provider(profile, request)
+            sent = await sink.deliver(event, reply) if reply.text or reply.buttons else 0
+            await self._remember_choices(request.session_key, reply)
+        except ProviderError as error:
+            return await self._fail(works, sink, profile, f"provider: {error}", error.code)
+        except Bitrix24Error as error:
+            # The reply could not be delivered; telling the chat would fail the same way.
+            log.warning("reply to tenant %s failed: %s", tenant.id, error.code)
+            return TurnOutcome(f"bitrix24: {error.code}", _summary(event, profile))
+        usage = reply.usage
+        await self._billing.record(
+            tenant.id,
+            TurnUsage(
+                messages_in=len(works),
+                replies_out=sent,
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+            ),
+        )
+        return TurnOutcome()
+
+    async def _request(
+        self, event: ChatEvent, batch: list[ChatEvent], profile: BotProfile, member_id: str
+    ) -> TurnRequest:
+        installer_token = ""
+        if profile.pass_tokens:
+            tokens = await self._store.tokens(profile.tenant_id)
+            installer_token = tokens.access_token if tokens else ""
+        session_key = f"bitbot:{member_id}:{event.bot_id}:{event.dialog_id}"
+        query = build_query(event, batch)
+        choices = await self._choices(session_key)
+        if choices:
+            query = resolve_choice(query, choices)
+        return TurnRequest(
+            query=query,
+            inputs=build_inputs(
+                event,
+                batch=batch,
+                pass_tokens=profile.pass_tokens,
+                installer_access_token=installer_token,
+            ),
+            user=f"{member_id}:{event.dialog_id}",
+            session_key=session_key,
+            session_ttl_s=profile.session_ttl_s,
+        )
+
+    async def _call_provider(self, profile: BotProfile, request: TurnRequest) -> ProviderReply:
+        provider = provider_for(profile.provider_type, self._http, self._sessions)
+        config = ProviderConfig(
+            type=profile.provider_type,
+            base_url=profile.base_url,
+            api_key=profile.api_key,
+            typebot_start_url=profile.typebot_start_url,
+        )
+        for attempt in range(self._retry.attempts):
+            try:
+                return await provider.run(config, request)
+            except ProviderUnavailable:
+                if attempt + 1 == self._retry.attempts:
+                    raise
+                await self._clock.sleep(self._retry.delay(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _fail(
+        self, works: list[Work], sink: ReplySink, profile: BotProfile, reason: str, code: str
+    ) -> TurnOutcome:
+        event = works[-1].event
+        log.warning("turn for bot %s failed: %s", profile.id, reason)
+        try:
+            await sink.say(event, profile.fallback_text or DEFAULT_FALLBACK)
+        except Bitrix24Error as error:
+            log.warning("fallback to tenant %s failed: %s", profile.tenant_id, error.code)
+        return TurnOutcome(reason, _summary(event, profile, code))
+
+    async def _wait_for_rate(self, tenant_id: int, event: ChatEvent) -> None:
+        limits = await self._billing.limits(tenant_id)
+        for key, per_minute in (
+            (f"bitbot:rate:{tenant_id}", limits.events_per_minute_per_tenant),
+            (
+                f"bitbot:rate:{tenant_id}:{event.bot_id}:{event.dialog_id}",
+                limits.events_per_minute_per_dialog,
+            ),
+        ):
+            wait = await self._buckets.reserve(key, Rate.per_minute(per_minute))
+            if wait > 0:
+                await self._clock.sleep(wait)
+
+    async def _done(self, tenant_id: int, event: ChatEvent) -> bool:
+        return bool(await self._redis.exists(_done_key(tenant_id, event)))
+
+    async def _mark_done(self, tenant_id: int, works: list[Work]) -> None:
+        for work in works:
+            await self._redis.set(_done_key(tenant_id, work.event), "1", ex=DONE_TTL_S)
+
+    async def _choices(self, session_key: str) -> list[Button]:
+        raw = await self._redis.get(f"{session_key}:choices")
+        if not raw:
+            return []
+        return [Button(item["text"], item["value"]) for item in json.loads(raw)]
+
+    async def _remember_choices(self, session_key: str, reply: ProviderReply) -> None:
+        key = f"{session_key}:choices"
+        if not reply.buttons:
+            await self._redis.delete(key)
+            return
+        items = [{"text": b.text, "value": b.value} for b in reply.buttons]
+        await self._redis.set(key, json.dumps(items), ex=DONE_TTL_S)
+
+
+def _done_key(tenant_id: int, event: ChatEvent) -> str:
+    return f"bitbot:done:{tenant_id}:{event.dedup_key}"
+
+
+def _summary(event: ChatEvent, profile: BotProfile, code: str = "") -> str:
+    """What the dead-letter view may show: ids and kinds, never text, inputs or tokens."""
+    parts = [
+        f"event={event.event_name}",
+        f"bot={profile.id}",
+        f"dialog={event.dialog_id}",
+        f"message={event.message_id}",
+        f"provider={profile.provider_type}",
+    ]
+    if code:
+        parts.append(f"code={code}")
+    return " ".join(parts)

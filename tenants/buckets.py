@@ -1,0 +1,63 @@
+"""Leaky buckets in Redis, shared by every process: Bitrix24's outbound budget per portal and
+BitBot's own per-tenant and per-dialog event limits use the same mechanism."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from tenants.clock import Clock
+
+# KEYS[1] bucket; ARGV now, rate (per second), burst, best_effort (1 = do not queue).
+# Returns the seconds to wait before the request may go (0 = go now), or -1 = not taken.
+_TAKE = """
+local now = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'level', 'at')
+local level = tonumber(state[1]) or 0
+local at = tonumber(state[2]) or now
+if now > at then
+  level = math.max(0, level - (now - at) * rate)
+  at = now
+end
+local wait = (level + 1 - burst) / rate
+if wait > 0 and ARGV[4] == '1' then
+  return '-1'
+end
+level = level + 1
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(at))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
+if wait < 0 then wait = 0 end
+return tostring(wait)
+"""
+
+
+@dataclass(frozen=True)
+class Rate:
+    per_second: float
+    burst: int
+
+    @classmethod
+    def per_minute(cls, count: int) -> Rate:
+        return cls(per_second=count / 60.0, burst=max(1, count))
+
+
+class Buckets:
+    def __init__(self, redis: Redis, clock: Clock) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._take: Any = redis.register_script(_TAKE)
+
+    async def reserve(self, key: str, rate: Rate, best_effort: bool = False) -> float:
+        """Take a place in ``key``'s bucket: the seconds until it is ours, or -1 if refused."""
+        args = [self._clock.now(), rate.per_second, rate.burst, "1" if best_effort else "0"]
+        return float(await self._take(keys=[key], args=args))
+
+    async def fill(self, key: str, rate: Rate) -> None:
+        """Mark the bucket full now, so every process backs off."""
+        await self._redis.hset(
+            key, mapping={"level": str(rate.burst), "at": str(self._clock.now())}
+        )
