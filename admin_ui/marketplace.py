@@ -25,6 +25,7 @@ from tenants.bitrix24 import (
 )
 from tenants.errors import BitBotError
 from tenants.netguard import PrivateAddressError
+from tenants.registration import Registrar
 from tenants.schema import bots, commands, connectors, credentials, tenants, utcnow
 from tenants.store import Portal, Tenant, TokenPair
 
@@ -77,6 +78,10 @@ class Marketplace:
         client = Bitrix24Client(tenant, self._s)
         await self._detect_bot_api(client, tenant)
         await self.bind_lifecycle_events(client)
+        # Bots kept from an uninstall without CLEAN were removed by Bitrix24: register them again.
+        await Registrar(self._engine, self._require_public_url()).register_pending(
+            client, tenant.id
+        )
         return tenant
 
     async def update(self, request: InstallRequest) -> Tenant:
@@ -151,10 +156,13 @@ class Marketplace:
                 await self._s.updates.resolved(tenant.id)
         return await self._s.store.find(member_id)
 
-    async def bind_lifecycle_events(self, client: Bitrix24Client) -> None:
+    def _require_public_url(self) -> str:
         if not self._public_url:
             raise InstallRefused("BITBOT_PUBLIC_URL is not set, so Bitrix24 cannot reach BitBot")
-        handler = f"{self._public_url}/b24/app-events"
+        return self._public_url
+
+    async def bind_lifecycle_events(self, client: Bitrix24Client) -> None:
+        handler = f"{self._require_public_url()}/b24/app-events"
         bound = await client.call("event.get")
         present = {
             str(item.get("event", "")).upper()

@@ -224,7 +224,12 @@ async def seed_configuration(runtime: Runtime, tenant_id: int) -> None:
         )
         await connection.execute(
             sa.insert(commands).values(
-                tenant_id=tenant_id, bot_id=1, command="help", texts=[], b24_command_id=7, **stamps
+                tenant_id=tenant_id,
+                bot_id=1,
+                command="help",
+                texts=[{"language": "en", "title": "Help", "params": ""}],
+                b24_command_id=7,
+                **stamps,
             )
         )
 
@@ -298,6 +303,15 @@ async def test_uninstall_keeping_data_keeps_bots_for_reinstall(
     tenant = await store(b24_runtime).find(portal.member_id)
     assert tenant is not None
     assert tenant.status == "active"
+    async with b24_runtime.engine.connect() as connection:
+        bot = (await connection.execute(sa.select(bots))).one()
+        command = (await connection.execute(sa.select(commands))).one()
+    (registered,) = portal.bots.values()
+    assert (bot.b24_bot_id, bot.registration_state) == (registered.id, "registered")
+    assert registered.code == "bot"
+    assert registered.webhook_url == f"{PUBLIC_URL}/b24/events"
+    (registered_command,) = portal.commands.values()
+    assert command.b24_command_id == registered_command.id
 
 
 async def test_update_replaces_the_application_token_and_binds_again(
