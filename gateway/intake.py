@@ -14,31 +14,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.events import EVENT_NAMES
 from gateway.tenantcache import TenantCache
 from tenants.bitrix24.phpform import FormError, decode
 from tenants.forms import BodyTooLarge, read_body, text
 from tenants.queue import Queue
 
 log = logging.getLogger("bitbot.intake")
-
-ACCEPTED_EVENTS = frozenset(
-    {
-        "ONIMBOTMESSAGEADD",
-        "ONIMBOTMESSAGEUPDATE",
-        "ONIMBOTMESSAGEDELETE",
-        "ONIMCOMMANDADD",
-        "ONIMBOTJOINCHAT",
-        "ONIMBOTDELETE",
-        "ONIMBOTV2MESSAGEADD",
-        "ONIMBOTV2MESSAGEUPDATE",
-        "ONIMBOTV2MESSAGEDELETE",
-        "ONIMBOTV2COMMANDADD",
-        "ONIMBOTV2JOINCHAT",
-        "ONIMBOTV2DELETE",
-        "ONIMBOTV2REACTIONCHANGE",
-        "ONIMBOTV2CONTEXTGET",
-    }
-)
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -58,7 +40,7 @@ def intake_routes(queue: Queue, tenants: TenantCache) -> list[Route]:
             return error(413, "too_large", "the request body is larger than 1 MiB")
         except FormError as problem:
             return error(400, "bad_request", str(problem))
-        if event not in ACCEPTED_EVENTS:
+        if event not in EVENT_NAMES:
             log.warning("rejected unknown event %.64s", event)
             return error(400, "unknown_event", f"event {event} is not a bot event BitBot handles")
         tenant = await tenants.authenticate(member_id, token)

@@ -1,0 +1,322 @@
+"""Dify Workflow adapter (``/workflows/run``) and the Dify plumbing every Dify adapter uses.
+
+Reference: shared/reference/dify-typebot.md Part A. Every call streams: blocking calls are cut by
+gateways around 60-100 s, while a stream stays alive on Dify's 10 s pings. A Workflow run's reply
+is its outputs as ``name: value`` lines, as the seed's blocking reply was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx2
+
+from gateway.providers.base import ProviderConfig, ProviderReply, Sessions, TurnRequest, Usage
+from gateway.providers.errors import (
+    InputTooLong,
+    ProviderError,
+    ProviderFailed,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from gateway.providers.sse import read_events, transport_errors
+
+JSON = dict[str, Any]
+DIFY = "Dify"
+
+_TOO_LONG = re.compile(r"(.+) in input form must be less than (\d+) characters")
+_REQUIRED = re.compile(r"(.+) is required in input form")
+# Variable kinds a string value can fill; file and JSON variables take objects BitBot never has.
+_STRING_KINDS = frozenset({"text-input", "paragraph", "select", "number", "checkbox"})
+_LENGTH_KINDS = frozenset({"text-input", "paragraph"})
+_MAX_CACHED_FORMS = 4096
+
+
+@dataclass(frozen=True)
+class FormVariable:
+    """One Start-node variable from ``/parameters`` ``user_input_form``."""
+
+    name: str
+    kind: str
+    required: bool
+    max_length: int | None  # None and 0 both mean unlimited in Dify
+
+
+Form = tuple[FormVariable, ...]
+
+
+class DifyForms:
+    """Apps' input forms, cached per (base URL, API key hash) so a turn rarely pays for the GET."""
+
+    def __init__(self, ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._forms: dict[tuple[str, str], tuple[float, Form]] = {}
+
+    def lookup(self, config: ProviderConfig) -> Form | None:
+        stored_at, form = self._forms.get(_app_key(config), (0.0, None))
+        return form if self._clock() - stored_at <= self._ttl_s else None
+
+    def store(self, config: ProviderConfig, form: Form) -> None:
+        if len(self._forms) >= _MAX_CACHED_FORMS:
+            del self._forms[next(iter(self._forms))]
+        self._forms[_app_key(config)] = (self._clock(), form)
+
+    def forget(self, config: ProviderConfig) -> None:
+        self._forms.pop(_app_key(config), None)
+
+
+_SHARED_FORMS = DifyForms()
+
+
+def prepare_inputs(form: Form, inputs: dict[str, str]) -> dict[str, str]:
+    """The inputs the app declares, checked as Dify will check them, so failures name a variable.
+
+    Undeclared keys are dropped (Dify ignores them anyway, and the flow gets no data it did not ask
+    for); a required text variable BitBot has no value for is sent empty, which Dify accepts.
+    """
+    prepared: dict[str, str] = {}
+    for variable in form:
+        value = inputs.get(variable.name)
+        if variable.kind not in _STRING_KINDS:
+            if variable.required:
+                raise ProviderRejected(
+                    f"input variable {variable.name} is a required {variable.kind} variable,"
+                    " which BitBot cannot fill; make it optional in Dify",
+                    code="input_unsupported",
+                )
+            continue
+        if value is None:
+            if not variable.required:
+                continue
+            value = ""
+        limit = variable.max_length
+        if variable.kind in _LENGTH_KINDS and limit and len(value) > limit:
+            raise InputTooLong(variable.name, limit)
+        prepared[variable.name] = value
+    return prepared
+
+
+def parse_form(parameters: object) -> Form:
+    """``user_input_form`` is a list of one-key objects: ``{<kind>: {variable, required, ...}}``."""
+    entries = parameters.get("user_input_form") if isinstance(parameters, dict) else None
+    form: list[FormVariable] = []
+    for entry in entries if isinstance(entries, list) else []:
+        kind, spec = next(iter(entry.items())) if isinstance(entry, dict) and entry else ("", None)
+        if isinstance(spec, dict) and isinstance(spec.get("variable"), str):
+            limit = positive_int(spec.get("max_length")) or None
+            form.append(
+                FormVariable(spec["variable"], str(kind), bool(spec.get("required")), limit)
+            )
+    return tuple(form)
+
+
+def dify_error(status: int, body: object) -> ProviderError:
+    """Map a non-200 answer; Dify's free-text message is never copied, it may echo inputs."""
+    fields = body if isinstance(body, dict) else {}
+    code = str(fields.get("code") or "")
+    message = str(fields.get("message") or "")
+    reason = f"{status} {code}".rstrip()
+    if status == 401:
+        return ProviderRejected("the Dify API key is not accepted", code=code, status=status)
+    if status in (408, 429) or status >= 500:
+        return ProviderUnavailable(f"Dify is unavailable ({reason})", code, status)
+    if status == 400 and (match := _TOO_LONG.fullmatch(message)):
+        return InputTooLong(match[1], int(match[2]))
+    if status == 400 and (match := _REQUIRED.fullmatch(message)):
+        return ProviderRejected(
+            f"input variable {match[1]} is required by the Dify app", "input_required", status
+        )
+    return ProviderRejected(f"Dify refused the request ({reason})", code, status)
+
+
+def check_run(data: object) -> JSON:
+    """``workflow_finished.data`` of a run that produced a result, else ``ProviderFailed``."""
+    run = data if isinstance(data, dict) else {}
+    status = str(run.get("status") or "")
+    if status in ("failed", "stopped", "paused"):
+        raise ProviderFailed(f"the Dify run ended as {status}", code=f"run_{status}")
+    return run
+
+
+class EventSink(Protocol):
+    finished: bool
+
+    def feed(self, event: JSON) -> None: ...
+
+
+class DifyAdapter(ABC):
+    """Transport, timeouts, the input pre-check and error mapping common to Dify app types."""
+
+    def __init__(
+        self,
+        http: httpx2.AsyncClient,
+        sessions: Sessions,
+        *,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 120.0,
+        turn_timeout_s: float = 300.0,
+        forms: DifyForms | None = None,
+    ) -> None:
+        self._http = http
+        self._sessions = sessions
+        self._timeout = httpx2.Timeout(
+            read_timeout_s, connect=connect_timeout_s, pool=connect_timeout_s
+        )
+        self._turn_timeout_s = turn_timeout_s
+        self._forms = forms or _SHARED_FORMS
+
+    async def run(self, config: ProviderConfig, request: TurnRequest) -> ProviderReply:
+        try:
+            async with asyncio.timeout(self._turn_timeout_s):
+                return await self._turn(config, request)
+        except TimeoutError as error:
+            raise ProviderUnavailable(
+                f"Dify did not finish the turn within {self._turn_timeout_s:g} s",
+                code="turn_timeout",
+            ) from error
+
+    @abstractmethod
+    async def _turn(self, config: ProviderConfig, request: TurnRequest) -> ProviderReply: ...
+
+    async def _inputs(self, config: ProviderConfig, request: TurnRequest) -> dict[str, str]:
+        cached = self._forms.lookup(config)
+        if cached is not None:
+            try:
+                return prepare_inputs(cached, request.inputs)
+            except ProviderRejected:
+                pass  # the app may have changed since it was cached: check against a fresh form
+        return prepare_inputs(await self._fetch_form(config), request.inputs)
+
+    async def _fetch_form(self, config: ProviderConfig) -> Form:
+        with transport_errors(DIFY):
+            response = await self._http.get(
+                _url(config, "/parameters"), headers=_headers(config), timeout=self._timeout
+            )
+        if response.status_code != 200:
+            raise dify_error(response.status_code, _json_body(response))
+        form = parse_form(_json_body(response))
+        self._forms.store(config, form)
+        return form
+
+    async def _stream(self, config: ProviderConfig, path: str, body: JSON, sink: EventSink) -> None:
+        url, headers = _url(config, path), _headers(config)
+        with transport_errors(DIFY):
+            async with self._http.stream(
+                "POST", url, json=body, headers=headers, timeout=self._timeout
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    error = dify_error(response.status_code, _json_body(response))
+                    if isinstance(error, InputTooLong) or error.code == "input_required":
+                        self._forms.forget(config)  # the cached form is stale
+                    raise error
+                if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                    raise ProviderRejected(
+                        "Dify answered without an event stream; check the base URL",
+                        code="not_event_stream",
+                    )
+                async with aclosing(read_events(response, provider=DIFY)) as messages:
+                    async for message in messages:
+                        sink.feed(_checked_event(message.data))
+        if not sink.finished:
+            raise ProviderUnavailable(
+                "the Dify stream ended before the run finished", code="incomplete_stream"
+            )
+
+
+class DifyWorkflow(DifyAdapter):
+    """``dify_workflow``: no conversation state, so ``Sessions`` is never touched."""
+
+    async def _turn(self, config: ProviderConfig, request: TurnRequest) -> ProviderReply:
+        body: JSON = {
+            "inputs": await self._inputs(config, request),
+            "user": request.user,
+            "response_mode": "streaming",
+        }
+        result = _WorkflowResult()
+        await self._stream(config, "/workflows/run", body, result)
+        return ProviderReply(text=outputs_text(result.outputs), usage=result.usage)
+
+
+def outputs_text(outputs: JSON) -> str:
+    return "\n".join(f"{name}: {_render(value)}" for name, value in outputs.items())
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False)
+
+
+class _WorkflowResult:
+    def __init__(self) -> None:
+        self.outputs: JSON = {}
+        self.usage: Usage | None = None
+        self.finished = False
+
+    def feed(self, event: JSON) -> None:
+        kind = event.get("event")
+        if kind == "workflow_finished":
+            run = check_run(event.get("data"))
+            outputs = run.get("outputs")
+            self.outputs = outputs if isinstance(outputs, dict) else {}
+            self.usage = Usage(total_tokens=positive_int(run.get("total_tokens")))
+            self.finished = True
+
+
+def positive_int(value: object) -> int:
+    """A positive integer field of Dify's JSON, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _url(config: ProviderConfig, path: str) -> str:
+    return config.base_url.rstrip("/") + path
+
+
+def _headers(config: ProviderConfig) -> dict[str, str]:
+    if not config.api_key:
+        raise ProviderRejected("no Dify API key is configured", code="no_api_key")
+    return {"Authorization": f"Bearer {config.api_key}"}
+
+
+def _app_key(config: ProviderConfig) -> tuple[str, str]:
+    digest = hashlib.sha256((config.api_key or "").encode()).hexdigest()
+    return config.base_url.rstrip("/"), digest
+
+
+def _json_body(response: httpx2.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _checked_event(data: str) -> JSON:
+    """A stream event, unless it reports a failure or a pause every Dify app type reports alike."""
+    try:
+        event = json.loads(data)
+    except ValueError:
+        raise ProviderUnavailable("Dify sent an unreadable event", code="bad_event") from None
+    if not isinstance(event, dict):
+        return {}
+    if event.get("event") == "error":
+        status = event.get("status")
+        code = str(event.get("code") or "")
+        raise ProviderFailed(
+            f"the Dify flow failed ({code})", code, status if isinstance(status, int) else 0
+        )
+    if event.get("event") in ("workflow_paused", "human_input_required"):
+        raise ProviderFailed("the Dify flow waits for human input", code="run_paused")
+    return event
