@@ -243,3 +243,15 @@ async def test_allow_list_admits_named_hosts_and_networks() -> None:
     with pytest.raises(PrivateAddressError):
         await guard.check("http://192.168.1.1/v1")
     await HostGuard(("*",)).check("http://127.0.0.1:8080/")
+
+
+async def test_call_as_uses_the_given_token(
+    services: Services, bitrix24: FakeBitrix24, clock: SteppedClock
+) -> None:
+    portal = bitrix24.add_portal("acme.bitrix24.com")
+    manager = portal.add_user("Mia", admin=False)
+    user_tokens = portal.issue_tokens(manager.id)
+    client = Bitrix24Client(await installed(services, portal, clock), services)
+    assert await client.call_as(user_tokens.access_token, "user.admin") is False
+    (call,) = portal.calls_of("user.admin")
+    assert call.auth == user_tokens.access_token

@@ -81,6 +81,14 @@ class Bitrix24Client:
         await self.reserve()
         return (await self.send_reserved(Call(method, params or {})))["result"]
 
+    async def call_as(
+        self, access_token: str, method: str, params: dict[str, Any] | None = None
+    ) -> Any:
+        """Call with another user's token (the admin who opened the app page); no refresh, since
+        that token is the browser's, not ours."""
+        await self.reserve()
+        return (await self._post(Call(method, params or {}), access_token))["result"]
+
     async def notify(self, method: str, params: dict[str, Any]) -> bool:
         """Best effort (typing indicators): dropped, not queued, when the budget is tight."""
         if not await self._s.limiter.acquire(self.member_id, self.budget, best_effort=True):
