@@ -18,6 +18,8 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from starlette.applications import Starlette
 
 from gateway.dialogs import Dialogs, Work
@@ -37,6 +39,7 @@ from tenants.store import Tenant, TenantStore
 log = logging.getLogger("bitbot.worker")
 
 MAX_DELIVERIES = 5
+REDIS_RETRY_S = 1.0
 LEASE_REFRESH_S = 10.0
 
 
@@ -96,7 +99,7 @@ class Worker:
         self._count = read_count
         self._grace_s = grace_s
         self._dialogs = Dialogs(self._run_turn, self._batch_delay)
-        self._in_flight: set[str] = set()
+        self._in_flight: dict[str, int] = {}  # entry id -> shard
 
     @property
     def in_flight(self) -> int:
@@ -112,9 +115,7 @@ class Worker:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.2)
                     continue
-                for delivery in await self._queue.read(
-                    self._leases.owner, shards, self._count, self._block_ms
-                ):
+                for delivery in await self._read(shards):
                     await self._accept(delivery)
         finally:
             if not await self._dialogs.drain(self._grace_s):
@@ -125,15 +126,36 @@ class Worker:
                 await keeper
             await self._leases.release_all()
 
+    async def _read(self, shards: list[int]) -> list[Delivery]:
+        try:
+            return await self._queue.read(self._leases.owner, shards, self._count, self._block_ms)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            # Redis lost the streams (a restart without persistence): recreate and go on.
+            log.warning("queue consumer groups were missing; recreating them")
+            await self._queue.ensure_groups()
+        except RedisConnectionError:
+            log.warning("Redis is unreachable; retrying in %s s", REDIS_RETRY_S)
+            await asyncio.sleep(REDIS_RETRY_S)
+        return []
+
     async def _keep_leases(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            gained, lost = await self._leases.refresh(busy=set())
+            try:
+                gained, lost = await self._leases.refresh(busy=self._busy_shards())
+            except RedisConnectionError:
+                log.warning("Redis is unreachable; leases not renewed")
+                gained, lost = set(), set()
             if lost:
                 log.warning("lost the leases of shards %s", sorted(lost))
             for shard in sorted(gained):
                 await self._take_over(shard)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), LEASE_REFRESH_S)
+
+    def _busy_shards(self) -> set[int]:
+        return set(self._in_flight.values())
 
     async def _take_over(self, shard: int) -> None:
         """Entries the shard's previous owner read but did not finish are ours now."""
@@ -165,13 +187,13 @@ class Worker:
         if not works:
             await self._queue.ack(delivery)
             return
-        self._in_flight.add(delivery.entry_id)
+        self._in_flight[delivery.entry_id] = int(delivery.stream.rsplit(":", 1)[1])
         entry = _Entry(self._queue, delivery, len(works))
 
         async def finish(failure: str | None, summary: str) -> None:
             await entry.finish(failure, summary)
             if entry.remaining == 0:
-                self._in_flight.discard(delivery.entry_id)
+                self._in_flight.pop(delivery.entry_id, None)
 
         for work in works:
             work.finish = finish

@@ -1,0 +1,300 @@
+"""End to end: a Bitrix24 event in, the flow's answer back in the chat, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Backend
+from tests.fakes.bitrix24 import (
+    command_add,
+    join_chat,
+    message_add,
+    message_add_v2,
+    send_event,
+    webhook_v2,
+)
+from tests.fakes.dify import DifyApp, HttpError, InputVariable
+from tests.fakes.provider_wire import RecordedRequest
+from tests.fakes.typebot import Choice, ChoiceInput, Step, TextBubble, Typebot
+from tests.pipeline_stack import Stack, pipeline_stack, replies, until
+
+
+@pytest.fixture
+async def stack(backend: Backend, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with pipeline_stack(backend, tmp_path) as stack:
+        yield stack
+
+
+async def test_open_channel_message_is_answered_by_dify(stack: Stack) -> None:
+    app = stack.dify.add_app(DifyApp("app-key-1", answer="**Hi** there"))
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    tenant = await stack.install(portal)
+    await stack.add_bot(tenant, bot)
+    customer = portal.add_customer("Ann", "Lee")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+
+    response = await send_event(stack.events_url, message_add(portal, bot, chat, customer, "Hello"))
+
+    assert response.status_code == 200
+    (reply,) = await replies(portal, chat.dialog_id)
+    assert (reply.method, reply.bot_id, reply.text) == (
+        "imbot.message.add",
+        bot.id,
+        "[b]Hi[/b] there",
+    )
+    (request,) = runs(app)
+    body = request.json or {}
+    assert body["query"] == "Hello"
+    assert body["user"] == f"{portal.member_id}:{chat.dialog_id}"
+    assert body["response_mode"] == "streaming"
+
+
+async def test_follow_up_continues_the_conversation(stack: Stack) -> None:
+    app = stack.dify.add_app(DifyApp("app-key-1"))
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot)
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+
+    await send_event(stack.events_url, message_add(portal, bot, chat, customer, "one"))
+    await replies(portal, chat.dialog_id, 1)
+    await send_event(stack.events_url, message_add(portal, bot, chat, customer, "two"))
+    await replies(portal, chat.dialog_id, 2)
+
+    first, second = (r.json or {} for r in runs(app))
+    assert "conversation_id" not in first or not first["conversation_id"]
+    assert second["conversation_id"] == next(iter(app.conversations))
+    stored = await stack.runtime.redis.get(f"bitbot:{portal.member_id}:{bot.id}:{chat.dialog_id}")
+    assert stored is not None
+
+
+async def test_input_variables_reach_the_flow(stack: Stack) -> None:
+    names = ["MESSAGE", "CHAT_ENTITY_ID", "CHAT_ENTITY_DATA_1", "FIRST_NAME", "BOT_ID", "DIALOG_ID"]
+    form = [InputVariable(name, max_length=256) for name in names]
+    app = stack.dify.add_app(DifyApp("app-key-1", form=form))
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot)
+    customer = portal.add_customer("Ann", "Lee")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+
+    await send_event(stack.events_url, message_add(portal, bot, chat, customer, "Hello"))
+    await replies(portal, chat.dialog_id)
+
+    inputs = (runs(app)[-1].json or {})["inputs"]
+    assert inputs["MESSAGE"] == "Hello"
+    assert inputs["CHAT_ENTITY_ID"] == chat.entity_id
+    assert inputs["CHAT_ENTITY_DATA_1"] == chat.entity_data_1
+    assert inputs["FIRST_NAME"] == "Ann"
+    assert inputs["BOT_ID"] == str(bot.id)
+    assert inputs["DIALOG_ID"] == chat.dialog_id
+
+
+async def test_chatbots_2_message_is_answered_in_v2(stack: Stack) -> None:
+    stack.dify.add_app(DifyApp("app-key-1", answer="v2 answer"))
+    portal = stack.cloud.add_portal("new.bitrix24.com", v2=True)
+    bot = portal.add_v2_bot("support", webhook_url=stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot)
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+
+    event = message_add_v2(portal, bot, chat, customer, "Hello")
+    response = await send_event(stack.events_url, webhook_v2(portal, event))
+
+    assert response.status_code == 200
+    (reply,) = await replies(portal, chat.dialog_id)
+    assert (reply.method, reply.text) == ("imbot.v2.Chat.Message.send", "v2 answer")
+
+
+async def test_command_is_answered_as_a_command(stack: Stack) -> None:
+    app = stack.dify.add_app(DifyApp("app-key-1", answer="Here is help"))
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    command = portal.add_command(bot, "help", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot)
+    user = portal.add_user("Max")
+    chat = portal.private_chat(user)
+    stack.start_worker()
+
+    await send_event(
+        stack.events_url, command_add(portal, command, chat, user, command_params="billing")
+    )
+
+    (reply,) = await replies(portal, chat.dialog_id)
+    assert (reply.method, reply.command_id, reply.text) == (
+        "imbot.command.answer",
+        command.id,
+        "Here is help",
+    )
+    body = runs(app)[-1].json or {}
+    assert body["query"] == "/help billing"
+
+
+async def test_join_passes_the_event_name_so_the_flow_can_greet(stack: Stack) -> None:
+    app = stack.dify.add_app(DifyApp("app-key-1", answer="Welcome!"))
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot)
+    user = portal.add_user("Max")
+    chat = portal.group_chat("Sales")
+    stack.start_worker()
+
+    await send_event(stack.events_url, join_chat(portal, bot, chat, user))
+
+    (reply,) = await replies(portal, chat.dialog_id)
+    assert reply.text == "Welcome!"
+    assert (runs(app)[-1].json or {})["query"] == "ONIMBOTJOINCHAT"
+
+
+async def test_a_redelivered_event_is_answered_once(stack: Stack) -> None:
+    app = stack.dify.add_app(DifyApp("app-key-1"))
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot)
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+    pairs = message_add(portal, bot, chat, customer, "Hello")
+
+    await send_event(stack.events_url, pairs)
+    await replies(portal, chat.dialog_id)
+    await send_event(stack.events_url, pairs)
+    await send_event(stack.events_url, pairs)
+    await until(lambda: not _pending(stack), what="queue drained")
+
+    assert len(portal.messages_to(chat.dialog_id)) == 1
+    assert len(runs(app)) == 1
+
+
+def runs(app: DifyApp) -> list[RecordedRequest]:
+    return [r for r in app.requests if r.path.endswith(("/chat-messages", "/workflows/run"))]
+
+
+def _pending(stack: Stack) -> bool:
+    return any(worker.in_flight for worker, _, _ in stack.workers)
+
+
+async def test_quick_messages_are_merged_into_one_turn(stack: Stack) -> None:
+    app = stack.dify.add_app(
+        DifyApp(
+            "app-key-1",
+            form=[
+                InputVariable("MESSAGE_BATCH", max_length=2000),
+                InputVariable("MESSAGE_BATCH_SIZE"),
+            ],
+        )
+    )
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot, batch_delay_ms=400)
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+
+    for text in ("Hi", "I need", "a refund"):
+        await send_event(stack.events_url, message_add(portal, bot, chat, customer, text))
+
+    await replies(portal, chat.dialog_id)
+    (request,) = runs(app)
+    inputs = (request.json or {})["inputs"]
+    assert inputs["MESSAGE_BATCH_SIZE"] == "3"
+    assert [m["message"] for m in json.loads(inputs["MESSAGE_BATCH"])] == [
+        "Hi",
+        "I need",
+        "a refund",
+    ]
+    assert (request.json or {})["query"] == "Hi\nI need\na refund"
+
+
+async def test_provider_failure_sends_the_fallback_and_keeps_a_dead_letter(stack: Stack) -> None:
+    app = stack.dify.add_app(DifyApp("app-key-1"))
+    app.fault = HttpError(500)
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    await stack.add_bot(
+        await stack.install(portal), bot, fallback_text="An operator will reply soon."
+    )
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+
+    await send_event(stack.events_url, message_add(portal, bot, chat, customer, "secret words"))
+
+    (reply,) = await replies(portal, chat.dialog_id)
+    assert reply.text == "An operator will reply soon."
+    assert len(runs(app)) == 3  # retried while the provider was unavailable
+    from tenants.queue import Queue
+
+    queue = Queue(stack.runtime.redis, stack.runtime.vault, 4)
+    await until(lambda: not _pending(stack), what="turn finished")
+    letters = await queue.dead_letters()
+    assert len(letters) == 1
+    assert "provider" in letters[0].reason
+    assert "secret words" not in letters[0].summary + letters[0].reason
+
+
+async def test_forged_token_enqueues_nothing(stack: Stack) -> None:
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot)
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    forged = [
+        (key, "forged" if key == "auth[application_token]" else value)
+        for key, value in message_add(portal, bot, chat, customer, "Hello")
+    ]
+    response = await send_event(stack.events_url, forged)
+    assert response.status_code == 401
+    from tenants.queue import Queue
+
+    assert sum((await Queue(stack.runtime.redis, stack.runtime.vault, 4).lag()).values()) == 0
+
+
+async def test_typebot_choices_become_buttons_and_a_numbered_list(stack: Stack) -> None:
+    stack.typebot.add_typebot(
+        Typebot(
+            "support-bot",
+            steps=[
+                Step(
+                    bubbles=[TextBubble("How can I help, {{FIRST_NAME}}?")],
+                    input=ChoiceInput([Choice("Billing"), Choice("Delivery")], variable="choice"),
+                ),
+                Step(bubbles=[TextBubble("You chose {{choice}}")]),
+            ],
+        )
+    )
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    start_url = f"{stack.typebot_url}/api/v1/typebots/support-bot/startChat"
+    await stack.add_bot(
+        await stack.install(portal),
+        bot,
+        provider_type="typebot",
+        api_key=None,
+        typebot_start_url=start_url,
+    )
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+
+    await send_event(stack.events_url, message_add(portal, bot, chat, customer, "Hi"))
+    (first,) = await replies(portal, chat.dialog_id)
+    assert "How can I help, Ann?" in first.text
+    assert "1. Billing" in first.text
+    assert "2. Delivery" in first.text
+    keyboard = first.fields.get("KEYBOARD") or {}
+    assert [b.get("TEXT") for b in keyboard.get("BUTTONS", [])] == ["Billing", "Delivery"]
+
+    await send_event(stack.events_url, message_add(portal, bot, chat, customer, "2"))
+    _, second = await replies(portal, chat.dialog_id, 2)
+    assert "Delivery" in second.text
