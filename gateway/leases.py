@@ -42,7 +42,7 @@ class ShardLeases:
         self._redis: Any = redis
         self.owner = owner
         self._shards = shards
-        self._ttl_ms = ttl_ms
+        self.ttl_ms = ttl_ms
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self.held: set[int] = set()
@@ -78,7 +78,7 @@ class ShardLeases:
 
     async def _heartbeat(self) -> None:
         now = time.time()
-        await self._redis.zadd(WORKERS, {self.owner: now + self._ttl_ms / 1000})
+        await self._redis.zadd(WORKERS, {self.owner: now + self.ttl_ms / 1000})
         await self._redis.zremrangebyscore(WORKERS, "-inf", now)
 
     async def _fair_share(self) -> int:
@@ -86,7 +86,7 @@ class ShardLeases:
         return math.ceil(self._shards / live)
 
     async def _take(self, shard: int) -> bool:
-        return bool(await self._redis.set(lease_key(shard), self.owner, nx=True, px=self._ttl_ms))
+        return bool(await self._redis.set(lease_key(shard), self.owner, nx=True, px=self.ttl_ms))
 
     async def _extend(self, shard: int) -> bool:
-        return bool(await self._renew(keys=[lease_key(shard)], args=[self.owner, self._ttl_ms]))
+        return bool(await self._renew(keys=[lease_key(shard)], args=[self.owner, self.ttl_ms]))

@@ -62,7 +62,12 @@ def build_worker(
     queue = queue_of(runtime)
     return Worker(
         queue=queue,
-        leases=ShardLeases(runtime.redis, consumer_name(), queue.shards),
+        leases=ShardLeases(
+            runtime.redis,
+            consumer_name(),
+            queue.shards,
+            ttl_ms=runtime.settings.worker_lease_s * 1000,
+        ),
         turns=turns,
         bots=bots,
         store=services.store,

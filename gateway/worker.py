@@ -40,7 +40,6 @@ log = logging.getLogger("bitbot.worker")
 
 MAX_DELIVERIES = 5
 REDIS_RETRY_S = 1.0
-LEASE_REFRESH_S = 10.0
 
 
 def create_worker_health_app(runtime: Runtime) -> Starlette:
@@ -152,7 +151,7 @@ class Worker:
             for shard in sorted(gained):
                 await self._take_over(shard)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), LEASE_REFRESH_S)
+                await asyncio.wait_for(stop.wait(), self._leases.ttl_ms / 3000)
 
     def _busy_shards(self) -> set[int]:
         return set(self._in_flight.values())

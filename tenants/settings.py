@@ -46,6 +46,7 @@ class Settings:
     sentry_dsn: str | None = field(repr=False)
     data_dir: Path
     queue_shards: int
+    worker_lease_s: int = 30
 
     @property
     def embedded_redis(self) -> bool:
@@ -96,6 +97,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         sentry_dsn=_optional(env, "SENTRY_DSN", _http_url("SENTRY_DSN")),
         data_dir=data_dir,
         queue_shards=_positive_int(env, "BITBOT_QUEUE_SHARDS", default=8),
+        worker_lease_s=_positive_int(env, "BITBOT_WORKER_LEASE_S", default=30),
     )
 
 

@@ -190,6 +190,7 @@ async def pipeline_stack(backend: Backend, tmp_path: Path) -> AsyncIterator[Stac
             BITBOT_PUBLIC_URL=PUBLIC_URL,
             BITBOT_ALLOW_PRIVATE_HOSTS="127.0.0.1",
             BITBOT_QUEUE_SHARDS="4",
+            BITBOT_WORKER_LEASE_S="2",  # a dead worker's shards move on within seconds
         )
         runtime = build_runtime(load_settings(env))
         exits.push_async_callback(runtime.close)
