@@ -16,14 +16,16 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from starlette.applications import Starlette
 
 from gateway.dialogs import Dialogs, Work
-from gateway.events import EventError, parse_webhook
+from gateway.events import EventError, parse_fetched, parse_webhook
+from gateway.fetcher import FETCH_SOURCE, Fetcher
 from gateway.leases import ShardLeases
 from gateway.model import ChatEvent
 from gateway.portals import PortalClients
@@ -98,6 +100,9 @@ class Worker:
         self._count = read_count
         self._grace_s = grace_s
         self._dialogs = Dialogs(self._run_turn, self._batch_delay)
+        self._fetcher = Fetcher(
+            runtime.engine, store, queue, portals, lambda: set(self._leases.held)
+        )
         self._in_flight: dict[str, int] = {}  # entry id -> shard
 
     @property
@@ -107,6 +112,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         await self._queue.ensure_groups()
         keeper = asyncio.create_task(self._keep_leases(stop))
+        fetcher = asyncio.create_task(self._fetcher.run(stop))
         try:
             while not stop.is_set():
                 shards = sorted(self._leases.held)
@@ -120,9 +126,10 @@ class Worker:
             if not await self._dialogs.drain(self._grace_s):
                 log.warning("grace period over; unfinished turns go back to the queue")
                 await self._dialogs.cancel()
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for task in (keeper, fetcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._leases.release_all()
 
     async def _read(self, shards: list[int]) -> list[Delivery]:
@@ -150,6 +157,8 @@ class Worker:
                 log.warning("lost the leases of shards %s", sorted(lost))
             for shard in sorted(gained):
                 await self._take_over(shard)
+            if gained or lost:
+                self._fetcher.nudge()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._leases.ttl_ms / 3000)
 
@@ -202,8 +211,18 @@ class Worker:
         envelope = delivery.envelope
         if envelope.kind == "test":
             return [_test_work(json.loads(envelope.payload), tenant)]
+        if envelope.payload.startswith("{"):
+            return self._fetched_work(json.loads(envelope.payload), tenant)
         events = parse_webhook(decode(envelope.payload.encode()))
         return [Work(event, tenant, _unset) for event in events]
+
+    def _fetched_work(self, payload: dict[str, Any], tenant: Tenant) -> list[Work]:
+        if payload.get("source") != FETCH_SOURCE or not isinstance(payload.get("item"), dict):
+            raise ValueError("a JSON entry must be a fetched event")
+        event = parse_fetched(tenant.member_id, tenant.client_endpoint, payload["item"])
+        if event is None:
+            return []
+        return [Work(replace(event, scope=tenant.scope), tenant, _unset)]
 
     async def _batch_delay(self, work: Work) -> float:
         profile = await self._profile(work)

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import Backend
 from tests.fakes.bitrix24 import (
     command_add,
+    enqueue_v2,
     join_chat,
     message_add,
     message_add_v2,
@@ -298,3 +299,23 @@ async def test_typebot_choices_become_buttons_and_a_numbered_list(stack: Stack) 
     await send_event(stack.events_url, message_add(portal, bot, chat, customer, "2"))
     _, second = await replies(portal, chat.dialog_id, 2)
     assert "Delivery" in second.text
+
+
+async def test_fetch_mode_bot_is_polled_and_answered(stack: Stack) -> None:
+    stack.dify.add_app(DifyApp("app-key-1", answer="fetched and answered"))
+    portal = stack.cloud.add_portal("new.bitrix24.com", v2=True)
+    bot = portal.add_v2_bot("support")  # no webhook URL: fetch mode
+    await stack.add_bot(await stack.install(portal), bot, event_mode="fetch")
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    enqueue_v2(portal, message_add_v2(portal, bot, chat, customer, "Hello from fetch"))
+    stack.start_worker()
+
+    (reply,) = await replies(portal, chat.dialog_id)
+
+    assert (reply.method, reply.text) == ("imbot.v2.Chat.Message.send", "fetched and answered")
+    polls = portal.calls_of("imbot.v2.Event.get")
+    assert polls[0].params.get("botId") == bot.id
+    await until(lambda: len(portal.calls_of("imbot.v2.Event.get")) >= 2, what="second poll")
+    # The offset committed after enqueueing acknowledges the event: it is not fetched again.
+    assert portal.v2_events == []
