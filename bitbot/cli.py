@@ -123,7 +123,8 @@ async def _run(args: argparse.Namespace) -> None:
 
 async def _gateway(args: argparse.Namespace) -> None:
     runtime = build_runtime(_service_settings("gateway"))
-    await _serve(create_gateway_app(runtime), args, runtime)
+    # Events are counted in metrics and rejections logged; a line per accepted event is noise.
+    await _serve(create_gateway_app(runtime), args, runtime, access_log=False)
 
 
 async def _admin(args: argparse.Namespace) -> None:
@@ -137,9 +138,16 @@ async def _worker(args: argparse.Namespace) -> None:
 
 
 async def _serve(
-    app: ASGIApp, args: argparse.Namespace, runtime: Runtime, with_consumers: bool = False
+    app: ASGIApp,
+    args: argparse.Namespace,
+    runtime: Runtime,
+    with_consumers: bool = False,
+    access_log: bool = True,
 ) -> None:
-    server = Server(uvicorn.Config(app, host=args.host, port=args.port, lifespan="on"))
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, lifespan="on", access_log=access_log
+    )
+    server = Server(config)
     stop = asyncio.Event()
     consumers = asyncio.create_task(run_consumers(runtime, stop)) if with_consumers else None
     try:

@@ -14,11 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.appender import Appender
 from gateway.events import EVENT_NAMES
 from gateway.tenantcache import TenantCache
-from tenants.bitrix24.phpform import FormError, decode
-from tenants.forms import BodyTooLarge, read_body, text
-from tenants.queue import Queue
+from tenants.bitrix24.phpform import FormError, envelope
+from tenants.forms import BodyTooLarge, read_body
+from tenants.queue import NewEntry, Queue
 
 log = logging.getLogger("bitbot.intake")
 
@@ -28,14 +29,16 @@ def error(status: int, code: str, message: str) -> JSONResponse:
 
 
 def intake_routes(queue: Queue, tenants: TenantCache) -> list[Route]:
+    appender = Appender(queue)
+
     async def events(request: Request) -> Response:
         received_at = time.time()
         try:
             body = await read_body(request)
-            form = decode(body)
-            event = text(form, "event", limit=64).upper()
-            member_id = text(form, "auth", "member_id", limit=64)
-            token = text(form, "auth", "application_token", limit=256)
+            fields = envelope(body)
+            event = _field(fields, "event", 64).upper()
+            member_id = _field(fields, "auth[member_id]", 64)
+            token = _field(fields, "auth[application_token]", 256)
         except BodyTooLarge:
             return error(413, "too_large", "the request body is larger than 1 MiB")
         except FormError as problem:
@@ -48,7 +51,16 @@ def intake_routes(queue: Queue, tenants: TenantCache) -> list[Route]:
             return error(401, "unauthorized", "unknown portal or wrong application token")
         if tenant.status != "active":
             return error(403, "inactive", "BitBot is not active on this portal")
-        await queue.enqueue("b24", tenant.id, member_id, body.decode(), received_at)
+        await appender.append(NewEntry("b24", tenant.id, member_id, body.decode(), received_at))
         return JSONResponse({"status": "queued"})
 
     return [Route("/b24/events", events, methods=["POST"])]
+
+
+def _field(fields: dict[str, str], name: str, limit: int) -> str:
+    value = fields.get(name, "")
+    if not value:
+        raise FormError(f"{name} is missing")
+    if len(value) > limit:
+        raise FormError(f"{name} is longer than {limit} characters")
+    return value

@@ -78,6 +78,10 @@ def build_worker(
     )
 
 
+# Thousands of turns wait on slow flows at once; each holds one provider connection meanwhile.
+OUTBOUND_LIMITS = httpx2.Limits(max_connections=8192, max_keepalive_connections=512)
+
+
 async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
-    async with httpx2.AsyncClient(headers={"User-Agent": "BitBot"}) as http:
+    async with httpx2.AsyncClient(headers={"User-Agent": "BitBot"}, limits=OUTBOUND_LIMITS) as http:
         await build_worker(runtime, http).run(stop)

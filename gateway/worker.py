@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
@@ -41,6 +42,8 @@ from tenants.store import Tenant, TenantStore
 log = logging.getLogger("bitbot.worker")
 
 MAX_DELIVERIES = 5
+TENANT_CACHE_TTL_S = 15.0
+TENANT_CACHE_SIZE = 50_000
 REDIS_RETRY_S = 1.0
 
 
@@ -104,6 +107,7 @@ class Worker:
             runtime.engine, store, queue, portals, lambda: set(self._leases.held)
         )
         self._in_flight: dict[str, int] = {}  # entry id -> shard
+        self._tenants: dict[int, tuple[float, Tenant | None]] = {}
 
     @property
     def in_flight(self) -> int:
@@ -165,6 +169,16 @@ class Worker:
     def _busy_shards(self) -> set[int]:
         return set(self._in_flight.values())
 
+    async def _tenant(self, tenant_id: int) -> Tenant | None:
+        cached = self._tenants.get(tenant_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        tenant = await self._store.get(tenant_id)
+        if len(self._tenants) > TENANT_CACHE_SIZE:
+            self._tenants.clear()
+        self._tenants[tenant_id] = (time.monotonic() + TENANT_CACHE_TTL_S, tenant)
+        return tenant
+
     async def _take_over(self, shard: int) -> None:
         """Entries the shard's previous owner read but did not finish are ours now."""
         while claimed := await self._queue.claim(self._leases.owner, shard, 0, self._count):
@@ -183,7 +197,7 @@ class Worker:
             reason = f"handed out {delivery.deliveries} times without finishing"
             await self._queue.dead_letter(delivery, reason, "")
             return
-        tenant = await self._store.get(delivery.envelope.tenant_id)
+        tenant = await self._tenant(delivery.envelope.tenant_id)
         if tenant is None or tenant.status != "active":
             await self._queue.ack(delivery)  # the portal left or must reinstall: nothing to answer
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
@@ -38,6 +38,16 @@ def shard_of(member_id: str, shards: int) -> int:
 
 def payload_context(tenant_id: int) -> str:
     return tenant_context(tenant_id, "queue", "payload")
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    kind: Kind
+    tenant_id: int
+    member_id: str
+    payload: str = field(repr=False)
+    received_at: float = 0.0
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,16 +103,23 @@ class Queue:
         received_at: float,
         attempt: int = 0,
     ) -> str:
-        stream = stream_name(shard_of(member_id, self.shards))
-        fields = {
-            "kind": kind,
-            "tenant_id": str(tenant_id),
-            "received_at": repr(received_at),
-            "attempt": str(attempt),
-            "payload": self._vault.seal(payload, payload_context(tenant_id)),
-        }
-        entry_id = await self._redis.xadd(stream, fields, maxlen=STREAM_CAP, approximate=True)
-        return _text(entry_id)
+        entry = NewEntry(kind, tenant_id, member_id, payload, received_at, attempt)
+        return (await self.enqueue_many([entry]))[0]
+
+    async def enqueue_many(self, entries: list[NewEntry]) -> list[str]:
+        """Append in one round trip; each entry is sealed to its own tenant."""
+        pipeline = self._redis.pipeline(transaction=False)
+        for entry in entries:
+            fields = {
+                "kind": entry.kind,
+                "tenant_id": str(entry.tenant_id),
+                "received_at": repr(entry.received_at),
+                "attempt": str(entry.attempt),
+                "payload": self._vault.seal(entry.payload, payload_context(entry.tenant_id)),
+            }
+            stream = stream_name(shard_of(entry.member_id, self.shards))
+            pipeline.xadd(stream, fields, maxlen=STREAM_CAP, approximate=True)
+        return [_text(entry_id) for entry_id in await pipeline.execute()]
 
     async def read(
         self, consumer: str, shards: list[int], count: int, block_ms: int

@@ -37,9 +37,10 @@ async def post(stack: Stack, body: bytes) -> httpx2.Response:
     [
         (b"\xff\xfeevent=x", 400, "the body is not UTF-8"),
         (b"event=ONIMBOTMESSAGEADD&auth[member_id]=abc&auth[applica", 400, "auth[application_"),
+        (b"event=ONIMBOTMESSAGEADD&auth%5Bmember_id%5D=" + b"m" * 65, 400, "longer than 64"),
         (b"event=ONIMBOTMESSAGEADD&auth=1&auth[member_id]=abc", 400, "both a value and a group"),
         (b"auth[member_id]=abc&auth[application_token]=t", 400, "event is missing"),
-        (b"event[]=a&auth[member_id]=abc&auth[application_token]=t", 400, "single value"),
+        (b"event[]=a&auth[member_id]=abc&auth[application_token]=t", 400, "event is missing"),
         (b"event=ONSOMETHING&auth[member_id]=a&auth[application_token]=t", 400, "ONSOMETHING"),
         (b"event=ONIMBOTMESSAGEADD&auth[member_id]=nobody&auth[application_token]=t", 401, ""),
         (b"x=" + b"y" * (1 << 20), 413, "larger than 1 MiB"),
