@@ -32,6 +32,7 @@ class Work:
     event: ChatEvent
     tenant: Tenant
     finish: Finish = field(repr=False)
+    received_at: float = 0.0  # when the intake took the event (unix time)
     test_sink: str = ""  # the admin's test chat: where the reply goes instead of Bitrix24
     bot_profile_id: int | None = None  # test turns name the bot by BitBot's id
 

@@ -19,12 +19,17 @@ from gateway.events import EVENT_NAMES
 from gateway.tenantcache import TenantCache
 from tenants.bitrix24.phpform import FormError, envelope
 from tenants.forms import BodyTooLarge, read_body
+from tenants.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from tenants.queue import NewEntry, Queue
 
 log = logging.getLogger("bitbot.intake")
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
+QUEUED = b'{"status":"queued"}'
+
+
+def rejected(status: int, code: str, message: str) -> JSONResponse:
+    EVENTS_REJECTED.labels(code).inc()
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
@@ -40,19 +45,22 @@ def intake_routes(queue: Queue, tenants: TenantCache) -> list[Route]:
             member_id = _field(fields, "auth[member_id]", 64)
             token = _field(fields, "auth[application_token]", 256)
         except BodyTooLarge:
-            return error(413, "too_large", "the request body is larger than 1 MiB")
+            return rejected(413, "too_large", "the request body is larger than 1 MiB")
         except FormError as problem:
-            return error(400, "bad_request", str(problem))
+            return rejected(400, "bad_request", str(problem))
         if event not in EVENT_NAMES:
             log.warning("rejected unknown event %.64s", event)
-            return error(400, "unknown_event", f"event {event} is not a bot event BitBot handles")
+            return rejected(
+                400, "unknown_event", f"event {event} is not a bot event BitBot handles"
+            )
         tenant = await tenants.authenticate(member_id, token)
         if tenant is None:
-            return error(401, "unauthorized", "unknown portal or wrong application token")
+            return rejected(401, "unauthorized", "unknown portal or wrong application token")
         if tenant.status != "active":
-            return error(403, "inactive", "BitBot is not active on this portal")
+            return rejected(403, "inactive", "BitBot is not active on this portal")
         await appender.append(NewEntry("b24", tenant.id, member_id, body.decode(), received_at))
-        return JSONResponse({"status": "queued"})
+        EVENTS_ACCEPTED.inc()
+        return Response(QUEUED, media_type="application/json")
 
     return [Route("/b24/events", events, methods=["POST"])]
 

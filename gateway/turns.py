@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,13 @@ from tenants.bitrix24 import Bitrix24Error
 from tenants.bots import BotDirectory, BotProfile
 from tenants.buckets import Buckets, Rate
 from tenants.clock import Clock
+from tenants.metrics import (
+    LIMITER_WAIT_SECONDS,
+    PROVIDER_SECONDS,
+    QUOTA_BLOCKS,
+    RATE_LIMIT_HITS,
+    TURN_SECONDS,
+)
 from tenants.store import TenantStore
 
 log = logging.getLogger("bitbot.turns")
@@ -90,7 +98,9 @@ class Turns:
             return TurnOutcome()
         verdict = await self._billing.check_turn(tenant.id)
         if isinstance(verdict, Deny):
-            await sink.say(event, verdict.text)
+            QUOTA_BLOCKS.inc()
+            if verdict.text:
+                await sink.say(event, verdict.text)
             await self._mark_done(tenant.id, fresh)
             return TurnOutcome()
         await self._wait_for_rate(tenant.id, event)
@@ -107,6 +117,7 @@ class Turns:
             request = await self._request(event, batch, profile, tenant.member_id)
             reply = await self._call_provider(profile, request)
             sent = await sink.deliver(event, reply) if reply.text or reply.buttons else 0
+            TURN_SECONDS.labels(profile.provider_type).observe(time.time() - works[0].received_at)
             await self._remember_choices(request.session_key, reply)
         except ProviderError as error:
             return await self._fail(works, sink, profile, f"provider: {error}", error.code)
@@ -160,12 +171,21 @@ class Turns:
             typebot_start_url=profile.typebot_start_url,
         )
         for attempt in range(self._retry.attempts):
+            started = time.perf_counter()
             try:
-                return await provider.run(config, request)
-            except ProviderUnavailable:
-                if attempt + 1 == self._retry.attempts:
+                reply = await provider.run(config, request)
+            except ProviderError as error:
+                elapsed = time.perf_counter() - started
+                PROVIDER_SECONDS.labels(config.type, error.code or "error").observe(elapsed)
+                if (
+                    not isinstance(error, ProviderUnavailable)
+                    or attempt + 1 == self._retry.attempts
+                ):
                     raise
                 await self._clock.sleep(self._retry.delay(attempt))
+                continue
+            PROVIDER_SECONDS.labels(config.type, "ok").observe(time.perf_counter() - started)
+            return reply
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _fail(
@@ -190,6 +210,9 @@ class Turns:
         ):
             wait = await self._buckets.reserve(key, Rate.per_minute(per_minute))
             if wait > 0:
+                scope = "dialog" if key.count(":") > 2 else "tenant"
+                RATE_LIMIT_HITS.labels(scope).inc()
+                LIMITER_WAIT_SECONDS.labels(scope).observe(wait)
                 await self._clock.sleep(wait)
 
     async def _done(self, tenant_id: int, event: ChatEvent) -> bool:

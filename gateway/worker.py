@@ -35,6 +35,7 @@ from gateway.turns import Turns
 from tenants.bitrix24.phpform import FormError, decode
 from tenants.bots import BotDirectory, BotProfile
 from tenants.health import health_routes
+from tenants.metrics import QUEUE_LAG, QUEUE_LENGTH
 from tenants.queue import Delivery, Queue
 from tenants.runtime import Runtime
 from tenants.store import Tenant, TenantStore
@@ -163,8 +164,16 @@ class Worker:
                 await self._take_over(shard)
             if gained or lost:
                 self._fetcher.nudge()
+            await self._report_queue()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._leases.ttl_ms / 3000)
+
+    async def _report_queue(self) -> None:
+        now = time.time()
+        for shard in self._leases.held:
+            length, oldest = await self._queue.backlog(shard)
+            QUEUE_LENGTH.labels(str(shard)).set(length)
+            QUEUE_LAG.labels(str(shard)).set(max(0.0, now - oldest) if oldest else 0.0)
 
     def _busy_shards(self) -> set[int]:
         return set(self._in_flight.values())
@@ -219,6 +228,7 @@ class Worker:
 
         for work in works:
             work.finish = finish
+            work.received_at = delivery.envelope.received_at
             self._dialogs.submit(work)
 
     def _works(self, delivery: Delivery, tenant: Tenant) -> list[Work]:

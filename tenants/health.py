@@ -1,6 +1,7 @@
 """Liveness and readiness, shared by the gateway, worker and admin services.
 
 Ready means: the database answers and carries the schema this code expects, and Redis answers.
+``/metrics`` serves the process's Prometheus metrics (``tenants.metrics``).
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 import asyncio
 
 import sqlalchemy as sa
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tenants.migrate import current_revision, head_revision, is_known_revision
@@ -62,4 +64,7 @@ def health_routes(runtime: Runtime) -> list[Route]:
             status_code=200 if ready else 503,
         )
 
-    return [Route("/healthz", healthz), Route("/readyz", readyz)]
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]

@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from tenants import metrics
 from tenants.errors import VaultError
 from tenants.vault import Vault, tenant_context
 
@@ -183,6 +184,7 @@ class Queue:
             approximate=True,
         )
         await self.ack(delivery)
+        metrics.DEAD_LETTERS.labels(reason.split(":", 1)[0][:24]).inc()
         return _text(entry_id)
 
     async def dead_letters(
@@ -205,6 +207,14 @@ class Queue:
         )
         await self._redis.xdel(DEAD_LETTERS, dead_letter_id)
         return entry_id
+
+    async def backlog(self, shard: int) -> tuple[int, float | None]:
+        """Entries in the shard and when the oldest of them was received."""
+        stream = stream_name(shard)
+        length = int(await self._redis.xlen(stream))
+        first = await self._redis.xrange(stream, count=1)
+        oldest = float(first[0][1][b"received_at"]) if first else None
+        return length, oldest
 
     async def lag(self) -> dict[int, int]:
         """Entries waiting per shard (not yet read plus read but unacknowledged)."""

@@ -319,3 +319,33 @@ async def test_fetch_mode_bot_is_polled_and_answered(stack: Stack) -> None:
     await until(lambda: len(portal.calls_of("imbot.v2.Event.get")) >= 2, what="second poll")
     # The offset committed after enqueueing acknowledges the event: it is not fetched again.
     assert portal.v2_events == []
+
+
+async def test_metrics_count_the_turn(stack: Stack) -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    accepted = sample("bitbot_events_accepted_total")
+    provider_ok = sample("bitbot_provider_seconds_count", provider="dify_chatflow", outcome="ok")
+    sent = sample("bitbot_bitrix24_calls_total", method="imbot.message.add", error="")
+    stack.dify.add_app(DifyApp("app-key-1"))
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot)
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+
+    await send_event(stack.events_url, message_add(portal, bot, chat, customer, "Hello"))
+    await replies(portal, chat.dialog_id)
+
+    assert sample("bitbot_events_accepted_total") == accepted + 1
+    assert (
+        sample("bitbot_provider_seconds_count", provider="dify_chatflow", outcome="ok")
+        == provider_ok + 1
+    )
+    assert sample("bitbot_bitrix24_calls_total", method="imbot.message.add", error="") == sent + 1
+    scraped = (await stack.http.get(f"{stack.gateway_url}/metrics")).text
+    assert "bitbot_events_accepted_total" in scraped

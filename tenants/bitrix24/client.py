@@ -35,6 +35,7 @@ from tenants.bitrix24.limiter import Budget, PortalLimiter
 from tenants.bitrix24.oauth import OAuthServer
 from tenants.bitrix24.phpform import encode
 from tenants.clock import Clock
+from tenants.metrics import BITRIX24_CALLS, RATE_LIMIT_HITS, TOKEN_REFRESHES, TYPING_DROPPED
 from tenants.netguard import HostGuard
 from tenants.store import Tenant, TenantStore, TenantUpdates, TokenPair
 
@@ -92,6 +93,7 @@ class Bitrix24Client:
     async def notify(self, method: str, params: dict[str, Any]) -> bool:
         """Best effort (typing indicators): dropped, not queued, when the budget is tight."""
         if not await self._s.limiter.acquire(self.member_id, self.budget, best_effort=True):
+            TYPING_DROPPED.inc()
             return False
         try:
             await self.send_reserved(Call(method, params))
@@ -129,6 +131,7 @@ class Bitrix24Client:
                 refreshed = True
                 self._tokens = await self._refresh(tokens.access_token)
             except RateLimited:
+                RATE_LIMIT_HITS.labels("bitrix24").inc()
                 await self._s.limiter.penalize(self.member_id, self.budget)
                 await self._s.clock.sleep(min(2.0**attempt * 0.5, 30.0))
         raise RateLimited("QUERY_LIMIT_EXCEEDED", f"{call.method} still limited after retries")
@@ -165,8 +168,10 @@ class Bitrix24Client:
             try:
                 grant = await self._s.oauth.refresh(current.refresh_token)
             except Bitrix24Error as error:
+                TOKEN_REFRESHES.labels(error.code).inc()
                 await self._flag(error)
                 raise
+            TOKEN_REFRESHES.labels("ok").inc()
             fresh = TokenPair(
                 grant.access_token, grant.refresh_token, grant.expires_at, current.user_id
             )
@@ -183,8 +188,10 @@ class Bitrix24Client:
             error = error_for(
                 str(body["error"]), str(body.get("error_description", "")), response.status_code
             )
+            BITRIX24_CALLS.labels(call.method, error.code).inc()
             await self._flag(error)
             raise error
+        BITRIX24_CALLS.labels(call.method, "").inc()
         if response.status_code >= 500:
             raise ServerError("HTTP_ERROR", f"HTTP {response.status_code}", response.status_code)
         return body

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from tenants.buckets import Buckets, Rate
 from tenants.clock import Clock
+from tenants.metrics import LIMITER_WAIT_SECONDS, RATE_LIMIT_HITS
 
 SAFETY_MARGIN = 2
 
@@ -43,6 +44,8 @@ class PortalLimiter:
         if wait < 0:
             return False
         if wait > 0:
+            RATE_LIMIT_HITS.labels("portal_budget").inc()
+            LIMITER_WAIT_SECONDS.labels("portal_budget").observe(wait)
             await self._clock.sleep(wait)
         return True
 
