@@ -8,6 +8,7 @@ import httpx2
 from starlette.applications import Starlette
 
 from billing import Billing, UnlimitedPlan
+from gateway.httpshards import ClientShards
 from gateway.intake import intake_routes
 from gateway.leases import ShardLeases
 from gateway.portals import PortalClients
@@ -44,7 +45,9 @@ def build_worker(
     retry: RetryPolicy | None = None,
     grace_s: float = 60.0,
     read_block_ms: int = 1000,
+    provider_clients: ClientShards | None = None,
 ) -> Worker:
+    """``http`` carries Bitrix24 calls (and provider calls unless ``provider_clients`` is set)."""
     clock = clock or SystemClock()
     services = build_services(runtime, http, clock)
     bots = BotDirectory(runtime.engine, runtime.vault)
@@ -53,7 +56,7 @@ def build_worker(
         store=services.store,
         billing=billing or UnlimitedPlan(),
         buckets=Buckets(runtime.redis, clock),
-        http=http,
+        http=provider_clients.pick if provider_clients else lambda _: http,
         sessions=RedisSessions(runtime.redis),
         redis=runtime.redis,
         clock=clock,
@@ -78,10 +81,16 @@ def build_worker(
     )
 
 
-# Thousands of turns wait on slow flows at once; each holds one provider connection meanwhile.
-OUTBOUND_LIMITS = httpx2.Limits(max_connections=8192, max_keepalive_connections=512)
+# Calls to portals are short; this bounds how many run at once across all portals.
+BITRIX24_LIMITS = httpx2.Limits(max_connections=512, max_keepalive_connections=128)
 
 
 async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
-    async with httpx2.AsyncClient(headers={"User-Agent": "BitBot"}, limits=OUTBOUND_LIMITS) as http:
-        await build_worker(runtime, http).run(stop)
+    providers = ClientShards()
+    try:
+        async with httpx2.AsyncClient(
+            headers={"User-Agent": "BitBot"}, limits=BITRIX24_LIMITS
+        ) as http:
+            await build_worker(runtime, http, provider_clients=providers).run(stop)
+    finally:
+        await providers.aclose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +70,7 @@ class Turns:
         store: TenantStore,
         billing: Billing,
         buckets: Buckets,
-        http: httpx2.AsyncClient,
+        http: Callable[[str], httpx2.AsyncClient],
         sessions: Sessions,
         redis: Redis,
         clock: Clock,
@@ -163,7 +164,9 @@ class Turns:
         )
 
     async def _call_provider(self, profile: BotProfile, request: TurnRequest) -> ProviderReply:
-        provider = provider_for(profile.provider_type, self._http, self._sessions)
+        provider = provider_for(
+            profile.provider_type, self._http(request.session_key), self._sessions
+        )
         config = ProviderConfig(
             type=profile.provider_type,
             base_url=profile.base_url,

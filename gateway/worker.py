@@ -107,7 +107,7 @@ class Worker:
         self._fetcher = Fetcher(
             runtime.engine, store, queue, portals, lambda: set(self._leases.held)
         )
-        self._in_flight: dict[str, int] = {}  # entry id -> shard
+        self._in_flight: dict[tuple[str, str], int] = {}  # (stream, entry id) -> shard
         self._tenants: dict[int, tuple[float, Tenant | None]] = {}
 
     @property
@@ -197,7 +197,9 @@ class Worker:
                 return
 
     async def _accept(self, delivery: Delivery) -> None:
-        if delivery.entry_id in self._in_flight:
+        # Entry ids are unique per stream only: two shards can hand out the same id.
+        key = (delivery.stream, delivery.entry_id)
+        if key in self._in_flight:
             return
         if delivery.broken:
             await self._queue.dead_letter(delivery, delivery.broken, "")
@@ -218,13 +220,13 @@ class Worker:
         if not works:
             await self._queue.ack(delivery)
             return
-        self._in_flight[delivery.entry_id] = int(delivery.stream.rsplit(":", 1)[1])
+        self._in_flight[key] = int(delivery.stream.rsplit(":", 1)[1])
         entry = _Entry(self._queue, delivery, len(works))
 
         async def finish(failure: str | None, summary: str) -> None:
             await entry.finish(failure, summary)
             if entry.remaining == 0:
-                self._in_flight.pop(delivery.entry_id, None)
+                self._in_flight.pop(key, None)
 
         for work in works:
             work.finish = finish

@@ -111,16 +111,19 @@ class Queue:
         """Append in one round trip; each entry is sealed to its own tenant."""
         pipeline = self._redis.pipeline(transaction=False)
         for entry in entries:
-            fields = {
-                "kind": entry.kind,
-                "tenant_id": str(entry.tenant_id),
-                "received_at": repr(entry.received_at),
-                "attempt": str(entry.attempt),
-                "payload": self._vault.seal(entry.payload, payload_context(entry.tenant_id)),
-            }
             stream = stream_name(shard_of(entry.member_id, self.shards))
-            pipeline.xadd(stream, fields, maxlen=STREAM_CAP, approximate=True)
+            pipeline.xadd(stream, self.fields(entry), maxlen=STREAM_CAP, approximate=True)
         return [_text(entry_id) for entry_id in await pipeline.execute()]
+
+    def fields(self, entry: NewEntry) -> dict[str, str | bytes]:
+        """The stream fields of an entry, its payload sealed to its tenant."""
+        return {
+            "kind": entry.kind,
+            "tenant_id": str(entry.tenant_id),
+            "received_at": repr(entry.received_at),
+            "attempt": str(entry.attempt),
+            "payload": self._vault.seal(entry.payload, payload_context(entry.tenant_id)),
+        }
 
     async def read(
         self, consumer: str, shards: list[int], count: int, block_ms: int

@@ -24,7 +24,7 @@ class Runtime:
     hasher: TokenHasher
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
         await self.engine.dispose()
 
 

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 
 from billing import Billing
 from gateway import build_worker, create_gateway_app
+from gateway.httpshards import ClientShards
+from gateway.service import BITRIX24_LIMITS
 from gateway.turns import RetryPolicy
 from gateway.worker import Worker
 from tenants.migrate import upgrade
@@ -45,6 +47,7 @@ class Stack:
     typebot_url: str
     gateway_url: str
     http: httpx2.AsyncClient
+    provider_clients: ClientShards = field(default_factory=ClientShards)
     workers: list[tuple[Worker, asyncio.Event, asyncio.Task[None]]] = field(default_factory=list)
     billing: Billing | None = None
 
@@ -56,6 +59,7 @@ class Stack:
         worker = build_worker(
             self.runtime,
             self.http,
+            provider_clients=self.provider_clients,
             billing=self.billing,
             retry=FAST_RETRY,
             grace_s=grace_s,
@@ -195,13 +199,14 @@ async def pipeline_stack(backend: Backend, tmp_path: Path) -> AsyncIterator[Stac
         runtime = build_runtime(load_settings(env))
         exits.push_async_callback(runtime.close)
         await upgrade(runtime.engine)
-        http = await exits.enter_async_context(httpx2.AsyncClient())
+        http = await exits.enter_async_context(httpx2.AsyncClient(limits=BITRIX24_LIMITS))
         gateway_url = await exits.enter_async_context(serve(create_gateway_app(runtime)))
         stack = Stack(runtime, cloud, dify, dify_url, typebot, typebot_url, gateway_url, http)
         try:
             yield stack
         finally:
             await stack.stop_workers()
+            await stack.provider_clients.aclose()
 
 
 __all__ = ["DifyApp", "Stack", "Typebot", "pipeline_stack", "replies", "until"]

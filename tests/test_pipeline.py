@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import Backend
 from tests.fakes.bitrix24 import (
+    Portal,
     command_add,
     enqueue_v2,
     join_chat,
@@ -349,3 +350,35 @@ async def test_metrics_count_the_turn(stack: Stack) -> None:
     assert sample("bitbot_bitrix24_calls_total", method="imbot.message.add", error="") == sent + 1
     scraped = (await stack.http.get(f"{stack.gateway_url}/metrics")).text
     assert "bitbot_events_accepted_total" in scraped
+
+
+async def test_same_entry_id_in_two_shards_is_two_events(stack: Stack) -> None:
+    # Redis numbers entries per stream: shards appended in the same millisecond share ids.
+    from urllib.parse import urlencode
+
+    from tenants.queue import NewEntry, Queue, shard_of, stream_name
+
+    stack.dify.add_app(DifyApp("app-key-1"))
+    queue = Queue(stack.runtime.redis, stack.runtime.vault, 4)
+    chats: list[tuple[Portal, str]] = []
+    number = 0
+    while len(chats) < 2:
+        portal = stack.cloud.add_portal(f"p{number}.bitrix24.com", v2=False)
+        number += 1
+        if chats and shard_of(portal.member_id, 4) == shard_of(chats[0][0].member_id, 4):
+            continue
+        bot = portal.add_v1_bot("support", stack.events_url)
+        tenant = await stack.install(portal)
+        await stack.add_bot(tenant, bot)
+        customer = portal.add_customer("Ann")
+        chat = portal.open_line_chat(customer)
+        body = urlencode(message_add(portal, bot, chat, customer, "Hello"))
+        entry = NewEntry("b24", tenant.id, portal.member_id, body, 1.0)
+        stream = stream_name(shard_of(portal.member_id, 4))
+        await queue.ensure_groups()
+        await stack.runtime.redis.xadd(stream, queue.fields(entry), id="1000-0")  # type: ignore[arg-type]
+        chats.append((portal, chat.dialog_id))
+    stack.start_worker()
+
+    for portal, dialog_id in chats:
+        await replies(portal, dialog_id)
