@@ -74,7 +74,7 @@ def build_worker(
         turns=turns,
         bots=bots,
         store=services.store,
-        portals=PortalClients(services),
+        portals=PortalClients(services, provider_clients),
         runtime=runtime,
         grace_s=grace_s,
         read_block_ms=read_block_ms,

@@ -8,6 +8,7 @@ gets the bot's fallback text, the details go to the log and the dead-letter entr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -94,7 +95,8 @@ class Turns:
         if profile is None:
             log.info("event for unknown bot %s of tenant %s dropped", event.bot_id, tenant.id)
             return TurnOutcome()
-        fresh = [work for work in works if not await self._done(tenant.id, work.event)]
+        answered = await self._redis.mget([_done_key(tenant.id, work.event) for work in works])
+        fresh = [work for work, done in zip(works, answered, strict=True) if not done]
         if not fresh:
             return TurnOutcome()
         verdict = await self._billing.check_turn(tenant.id)
@@ -114,9 +116,8 @@ class Turns:
         batch = [work.event for work in works] if len(works) > 1 else []
         tenant = works[-1].tenant
         try:
-            await sink.typing(event)
             request = await self._request(event, batch, profile, tenant.member_id)
-            reply = await self._call_provider(profile, request)
+            reply = await self._ask(sink, event, profile, request)
             sent = await sink.deliver(event, reply) if reply.text or reply.buttons else 0
             TURN_SECONDS.labels(profile.provider_type).observe(time.time() - works[0].received_at)
             await self._remember_choices(request.session_key, reply)
@@ -137,6 +138,16 @@ class Turns:
             ),
         )
         return TurnOutcome()
+
+    async def _ask(
+        self, sink: ReplySink, event: ChatEvent, profile: BotProfile, request: TurnRequest
+    ) -> ProviderReply:
+        # "Typing" goes out alongside the provider call, never ahead of it or after the answer.
+        typing = asyncio.create_task(sink.typing(event))
+        try:
+            return await self._call_provider(profile, request)
+        finally:
+            await _settle(typing)
 
     async def _request(
         self, event: ChatEvent, batch: list[ChatEvent], profile: BotProfile, member_id: str
@@ -204,26 +215,25 @@ class Turns:
 
     async def _wait_for_rate(self, tenant_id: int, event: ChatEvent) -> None:
         limits = await self._billing.limits(tenant_id)
-        for key, per_minute in (
-            (f"bitbot:rate:{tenant_id}", limits.events_per_minute_per_tenant),
-            (
-                f"bitbot:rate:{tenant_id}:{event.bot_id}:{event.dialog_id}",
-                limits.events_per_minute_per_dialog,
-            ),
-        ):
-            wait = await self._buckets.reserve(key, Rate.per_minute(per_minute))
-            if wait > 0:
-                scope = "dialog" if key.count(":") > 2 else "tenant"
-                RATE_LIMIT_HITS.labels(scope).inc()
-                LIMITER_WAIT_SECONDS.labels(scope).observe(wait)
-                await self._clock.sleep(wait)
-
-    async def _done(self, tenant_id: int, event: ChatEvent) -> bool:
-        return bool(await self._redis.exists(_done_key(tenant_id, event)))
+        wait = await self._buckets.reserve_all(
+            [
+                (f"bitbot:rate:{tenant_id}", Rate.per_minute(limits.events_per_minute_per_tenant)),
+                (
+                    f"bitbot:rate:{tenant_id}:{event.bot_id}:{event.dialog_id}",
+                    Rate.per_minute(limits.events_per_minute_per_dialog),
+                ),
+            ]
+        )
+        if wait > 0:
+            RATE_LIMIT_HITS.labels("events").inc()
+            LIMITER_WAIT_SECONDS.labels("events").observe(wait)
+            await self._clock.sleep(wait)
 
     async def _mark_done(self, tenant_id: int, works: list[Work]) -> None:
+        pipeline = self._redis.pipeline(transaction=False)
         for work in works:
-            await self._redis.set(_done_key(tenant_id, work.event), "1", ex=DONE_TTL_S)
+            pipeline.set(_done_key(tenant_id, work.event), "1", ex=DONE_TTL_S)
+        await pipeline.execute()
 
     async def _choices(self, session_key: str) -> list[Button]:
         raw = await self._redis.get(f"{session_key}:choices")
@@ -238,6 +248,13 @@ class Turns:
             return
         items = [{"text": b.text, "value": b.value} for b in reply.buttons]
         await self._redis.set(key, json.dumps(items), ex=DONE_TTL_S)
+
+
+async def _settle(task: asyncio.Task[None]) -> None:
+    try:
+        await task
+    except Exception:  # a typing indicator that failed changes nothing about the answer
+        log.debug("typing indicator failed", exc_info=True)
 
 
 def _done_key(tenant_id: int, event: ChatEvent) -> str:

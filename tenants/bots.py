@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenants.schema import bots, connectors, providers
+from tenants.singleflight import SingleFlight
 from tenants.vault import Vault, tenant_context
 
 CACHE_TTL_S = 30.0
@@ -65,13 +66,16 @@ class BotDirectory:
         self._vault = vault
         self._ttl_s = ttl_s
         self._cache: dict[tuple[int, int], tuple[float, BotProfile | None]] = {}
+        self._loading: SingleFlight[tuple[int, int], BotProfile | None] = SingleFlight()
 
     async def by_bitrix24_id(self, tenant_id: int, b24_bot_id: int) -> BotProfile | None:
         key = (tenant_id, b24_bot_id)
         cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        profile = await self._load(bots.c.tenant_id == tenant_id, bots.c.b24_bot_id == b24_bot_id)
+        profile = await self._loading.run(
+            key, lambda: self._load(bots.c.tenant_id == tenant_id, bots.c.b24_bot_id == b24_bot_id)
+        )
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
         self._cache[key] = (time.monotonic() + self._ttl_s, profile)

@@ -56,6 +56,16 @@ class Buckets:
         args = [self._clock.now(), rate.per_second, rate.burst, "1" if best_effort else "0"]
         return float(await self._take(keys=[key], args=args))
 
+    async def reserve_all(self, wanted: list[tuple[str, Rate]]) -> float:
+        """Take a place in each bucket in one round trip; the longest wait among them."""
+        pipeline = self._redis.pipeline(transaction=False)
+        now = self._clock.now()
+        for key, rate in wanted:
+            await self._take(
+                keys=[key], args=[now, rate.per_second, rate.burst, "0"], client=pipeline
+            )
+        return max((float(wait) for wait in await pipeline.execute()), default=0.0)
+
     async def fill(self, key: str, rate: Rate) -> None:
         """Mark the bucket full now, so every process backs off."""
         await self._redis.hset(

@@ -21,6 +21,7 @@ from gateway.httpshards import ClientShards
 from gateway.service import BITRIX24_LIMITS
 from gateway.turns import RetryPolicy
 from gateway.worker import Worker
+from tenants.clock import Clock
 from tenants.migrate import upgrade
 from tenants.runtime import Runtime, build_runtime
 from tenants.schema import bots, connectors, providers, utcnow
@@ -55,10 +56,11 @@ class Stack:
     def events_url(self) -> str:
         return f"{self.gateway_url}/b24/events"
 
-    def start_worker(self, grace_s: float = 5.0) -> Worker:
+    def start_worker(self, grace_s: float = 5.0, clock: Clock | None = None) -> Worker:
         worker = build_worker(
             self.runtime,
             self.http,
+            clock=clock,
             provider_clients=self.provider_clients,
             billing=self.billing,
             retry=FAST_RETRY,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Backend
+from billing import RateLimits, UnlimitedPlan
+from tests.conftest import Backend, SteppedClock
 from tests.fakes.bitrix24 import (
     Portal,
     command_add,
@@ -19,6 +21,7 @@ from tests.fakes.bitrix24 import (
     send_event,
     webhook_v2,
 )
+from tests.fakes.clock import FakeClock
 from tests.fakes.dify import DifyApp, HttpError, InputVariable
 from tests.fakes.provider_wire import RecordedRequest
 from tests.fakes.typebot import Choice, ChoiceInput, Step, TextBubble, Typebot
@@ -382,3 +385,37 @@ async def test_same_entry_id_in_two_shards_is_two_events(stack: Stack) -> None:
 
     for portal, dialog_id in chats:
         await replies(portal, dialog_id)
+
+
+class TightLimits(UnlimitedPlan):
+    async def limits(self, tenant_id: int) -> RateLimits:
+        return RateLimits(events_per_minute_per_tenant=1200, events_per_minute_per_dialog=2)
+
+
+async def test_over_the_dialog_rate_events_wait_and_are_all_answered(stack: Stack) -> None:
+    from prometheus_client import REGISTRY
+
+    def waits() -> float:
+        return (
+            REGISTRY.get_sample_value("bitbot_limiter_wait_seconds_count", {"scope": "events"})
+            or 0.0
+        )
+
+    stack.dify.add_app(DifyApp("app-key-1"))
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot)
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    stack.billing = TightLimits()
+    clock = SteppedClock(FakeClock(time.time()))
+    before = waits()
+    stack.start_worker(clock=clock)
+
+    for text in ("one", "two", "three"):
+        await send_event(stack.events_url, message_add(portal, bot, chat, customer, text))
+        await replies(portal, chat.dialog_id, count=["one", "two", "three"].index(text) + 1)
+
+    assert len(portal.messages_to(chat.dialog_id)) == 3
+    assert waits() == before + 1  # the third message waited for the dialog's budget
+    assert clock.slept >= 29

@@ -29,6 +29,7 @@ from gateway.providers.errors import (
     ProviderUnavailable,
 )
 from gateway.providers.sse import read_events, transport_errors
+from tenants.singleflight import SingleFlight
 
 JSON = dict[str, Any]
 DIFY = "Dify"
@@ -76,6 +77,7 @@ class DifyForms:
 
 
 _SHARED_FORMS = DifyForms()
+_FETCHING: SingleFlight[tuple[str, str], Form] = SingleFlight()
 
 
 def prepare_inputs(form: Form, inputs: dict[str, str]) -> dict[str, str]:
@@ -198,6 +200,9 @@ class DifyAdapter(ABC):
         return prepare_inputs(await self._fetch_form(config), request.inputs)
 
     async def _fetch_form(self, config: ProviderConfig) -> Form:
+        return await _FETCHING.run(_app_key(config), lambda: self._download_form(config))
+
+    async def _download_form(self, config: ProviderConfig) -> Form:
         with transport_errors(DIFY):
             response = await self._http.get(
                 _url(config, "/parameters"), headers=_headers(config), timeout=self._timeout

@@ -67,8 +67,15 @@ class Services:
 
 
 class Bitrix24Client:
-    def __init__(self, tenant: Tenant, services: Services, budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        tenant: Tenant,
+        services: Services,
+        budget: Budget | None = None,
+        http: httpx2.AsyncClient | None = None,
+    ) -> None:
         self._tenant = tenant
+        self._http = http or services.http
         self._endpoint = tenant.client_endpoint
         self._s = services
         self.budget = budget or Budget()
@@ -199,9 +206,7 @@ class Bitrix24Client:
     async def _request(self, url: str, payload: dict[str, Any]) -> httpx2.Response:
         await self._s.guard.check(url)
         try:
-            return await self._s.http.post(
-                url, json=payload, timeout=TIMEOUT, follow_redirects=False
-            )
+            return await self._http.post(url, json=payload, timeout=TIMEOUT, follow_redirects=False)
         except httpx2.HTTPError as error:
             raise ServerError("UNREACHABLE", type(error).__name__) from None
 

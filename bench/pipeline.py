@@ -1,0 +1,306 @@
+"""(2) The pipeline's own latency per message, and (3) turns one worker keeps in flight.
+
+A real ``bitbot gateway`` and ``bitbot worker`` run as processes on PostgreSQL and Redis; this
+process hosts the fake Bitrix24 portals and the fake Dify and plays the customers.
+
+(2) 500 messages from 50 portals (10 dialogs each), paced at ~100/s, instant Dify. Latency is
+from posting the event to the reply reaching the portal; the pipeline's own share is that minus
+the time the provider took for the message. The worker's limiter waits come from its /metrics and
+are reported apart; typing notifications are counted. Targets: p50 <= 5 ms, p99 <= 25 ms.
+
+(3) 2,500 conversations (50 portals x 50 dialogs) against a Dify that takes 2 s per answer. The
+fake counts runs in flight; the worker's memory is read from /proc. Target: >= 2,000 in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx2
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bench.support import (
+    BENCH_REDIS_URL,
+    bench_env,
+    free_port,
+    fresh_database,
+    install,
+    rss_kib,
+    start,
+    wait_ready,
+)
+from tenants.migrate import upgrade
+from tenants.queue import NewEntry, Queue
+from tenants.runtime import Runtime, build_runtime
+from tenants.schema import bots, connectors, providers, utcnow
+from tenants.settings import load_settings
+from tenants.vault import tenant_context
+from tests.fakes.bitrix24 import Bot, Chat, FakeBitrix24, Portal, User, message_add
+from tests.fakes.dify import DifyApp, FakeDify
+from tests.fakes.server import serve
+
+API_KEY = "app-bench"
+
+
+@dataclass
+class Conversation:
+    portal: Portal
+    bot: Bot
+    chat: Chat
+    customer: User
+
+
+@dataclass
+class ProviderTimer:
+    """Wraps the fake Dify: how long each run took, keyed by the query it answered."""
+
+    app: ASGIApp
+    took: dict[str, float] = field(default_factory=dict)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/chat-messages"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        body = b""
+
+        async def capture() -> dict[str, object]:
+            nonlocal body
+            message = await receive()
+            body += message.get("body", b"")  # type: ignore[operator]
+            return message
+
+        await self.app(scope, capture, send)
+        self.took[str(json.loads(body)["query"])] = time.perf_counter() - started
+
+
+async def setup(
+    runtime: Runtime, cloud: FakeBitrix24, dify_url: str, portals: int, dialogs: int
+) -> list[Conversation]:
+    conversations: list[Conversation] = []
+    now = utcnow()
+    stamps = {"created_at": now, "updated_at": now}
+    async with runtime.engine.begin() as connection:
+        provider_id = await connection.scalar(
+            sa.insert(providers)
+            .values(name="Dify", type="dify_chatflow", base_url=f"{dify_url}/v1", **stamps)
+            .returning(providers.c.id)
+        )
+    for number in range(portals):
+        portal = cloud.add_portal(f"p{number}.bitrix24.com", v2=False)
+        bot = portal.add_v1_bot("bench", "https://bitbot.example.com/b24/events")
+        tenant = await install(runtime, portal)
+        sealed = runtime.vault.seal(API_KEY, tenant_context(tenant.id, "connectors", "api_key"))
+        async with runtime.engine.begin() as connection:
+            connector_id = await connection.scalar(
+                sa.insert(connectors)
+                .values(
+                    tenant_id=tenant.id, provider_id=provider_id, name="c", api_key=sealed, **stamps
+                )
+                .returning(connectors.c.id)
+            )
+            await connection.execute(
+                sa.insert(bots).values(
+                    tenant_id=tenant.id,
+                    connector_id=connector_id,
+                    name="Bench",
+                    code="bench",
+                    b24_bot_id=bot.id,
+                    type="openline",
+                    api_version=1,
+                    registration_state="registered",
+                    **stamps,
+                )
+            )
+        for _ in range(dialogs):
+            customer = portal.add_customer("Ann")
+            conversations.append(
+                Conversation(portal, bot, portal.open_line_chat(customer), customer)
+            )
+    return conversations
+
+
+def replied(conversations: list[Conversation]) -> int:
+    return sum(len(c.portal.messages_to(c.chat.dialog_id)) for c in conversations)
+
+
+async def metric(http: httpx2.AsyncClient, url: str, name: str) -> float:
+    total = 0.0
+    for line in (await http.get(url)).text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def latency(runtime: Runtime, env: dict[str, str], data: Path) -> None:
+    cloud = FakeBitrix24(client_id="bench", client_secret="bench-secret")
+    dify = FakeDify()
+    dify.add_app(DifyApp(API_KEY, answer="ok"))
+    timer = ProviderTimer(dify.asgi)
+    async with cloud.serve(), serve(timer) as dify_url:
+        conversations = await setup(runtime, cloud, dify_url, portals=50, dialogs=10)
+        env = env | {"BITBOT_B24_OAUTH_URL": cloud.base_url}
+        gateway_port, worker_port = free_port(), free_port()
+        gateway = start(["-m", "bitbot", "gateway", "--port", str(gateway_port)], env)
+        worker = start(["-m", "bitbot", "worker", "--port", str(worker_port)], env)
+        try:
+            wait_ready(f"http://127.0.0.1:{gateway_port}/readyz")
+            wait_ready(f"http://127.0.0.1:{worker_port}/readyz")
+            await asyncio.sleep(1.0)  # the worker takes its shards
+            async with httpx2.AsyncClient() as http:
+                sent: dict[str, float] = {}
+                for number, talk in enumerate(conversations):
+                    text = f"m{number}"
+                    pairs = message_add(talk.portal, talk.bot, talk.chat, talk.customer, text)
+                    sent[f"{talk.portal.domain}/{talk.chat.dialog_id}"] = time.time()
+                    await http.post(
+                        f"http://127.0.0.1:{gateway_port}/b24/events",
+                        content=urlencode(pairs),
+                        headers={"Content-Type": "application/x-www-form-urlencoded"},
+                    )
+                    await asyncio.sleep(0.01)
+                deadline = time.monotonic() + 60
+                while replied(conversations) < len(conversations) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                metrics_url = f"http://127.0.0.1:{worker_port}/metrics"
+                waits = await metric(http, metrics_url, "bitbot_limiter_wait_seconds_sum")
+                waited = await metric(http, metrics_url, "bitbot_limiter_wait_seconds_count")
+        finally:
+            for process in (gateway, worker):
+                process.terminate()
+                process.wait()
+    end_to_end, own = [], []
+    for number, talk in enumerate(conversations):
+        arrived = min(
+            call.at
+            for call in talk.portal.calls_of("imbot.message.add")
+            if call.params.get("DIALOG_ID") == talk.chat.dialog_id
+        )
+        total = arrived - sent[f"{talk.portal.domain}/{talk.chat.dialog_id}"]
+        end_to_end.append(total)
+        own.append(total - timer.took.get(f"m{number}", 0.0))
+    typing = sum(len(p.calls_of("imbot.chat.sendTyping")) for p in cloud.portals)
+    print(f"(2) pipeline latency: {len(conversations)} messages over 50 portals, instant Dify")
+    print(
+        f"    end to end         p50 {1000 * percentile(end_to_end, 0.5):7.1f} ms"
+        f"   p99 {1000 * percentile(end_to_end, 0.99):7.1f} ms"
+    )
+    print(
+        f"    pipeline's own     p50 {1000 * percentile(own, 0.5):7.1f} ms"
+        f"   p99 {1000 * percentile(own, 0.99):7.1f} ms   (targets <= 5 / <= 25 ms)"
+    )
+    print(f"    provider (fake)    p50 {1000 * statistics.median(timer.took.values()):7.1f} ms")
+    print(f"    limiter waits      {int(waited)} waits, {waits:.3f} s in all (not in the above)")
+    print(f"    typing sent        {typing} for {len(conversations)} turns")
+
+
+async def in_flight(runtime: Runtime, env: dict[str, str], conversations_wanted: int) -> None:
+    cloud = FakeBitrix24(client_id="bench", client_secret="bench-secret")
+    dify = FakeDify()
+    app = dify.add_app(DifyApp(API_KEY, answer="ok", delay=2.0))
+    async with cloud.serve(), serve(dify.asgi) as dify_url:
+        per_portal = conversations_wanted // 50
+        conversations = await setup(runtime, cloud, dify_url, portals=50, dialogs=per_portal)
+        env = env | {"BITBOT_B24_OAUTH_URL": cloud.base_url}
+        worker_port = free_port()
+        worker = start(["-m", "bitbot", "worker", "--port", str(worker_port)], env)
+        try:
+            wait_ready(f"http://127.0.0.1:{worker_port}/readyz")
+            await asyncio.sleep(1.0)
+            idle = rss_kib(worker.pid)
+            store_tenants = {
+                c.portal.member_id: await _tenant_id(runtime, c.portal) for c in conversations
+            }
+            queue = Queue(runtime.redis, runtime.vault, runtime.settings.queue_shards)
+            entries = [
+                NewEntry(
+                    "b24",
+                    store_tenants[c.portal.member_id],
+                    c.portal.member_id,
+                    urlencode(message_add(c.portal, c.bot, c.chat, c.customer, "Where is it?")),
+                    time.time(),
+                )
+                for c in conversations
+            ]
+            started = time.perf_counter()
+            for chunk in range(0, len(entries), 200):
+                await queue.enqueue_many(entries[chunk : chunk + 200])
+            peak, peak_rss = 0, idle
+            deadline = time.monotonic() + 120
+            while replied(conversations) < len(conversations) and time.monotonic() < deadline:
+                peak = max(peak, app.active_runs)
+                peak_rss = max(peak_rss, rss_kib(worker.pid))
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - started
+            done = replied(conversations)
+        finally:
+            worker.terminate()
+            worker.wait()
+    per_turn = (peak_rss - idle) / peak if peak else 0.0
+    print(f"(3) in flight: {len(conversations)} conversations, Dify answering in 2 s")
+    print(f"    most turns in flight at once   {peak}   (target >= 2,000)")
+    print(
+        f"    worker memory                  {idle / 1024:.0f} MiB idle, {peak_rss / 1024:.0f} MiB at peak"
+    )
+    print(f"    memory per in-flight turn      {per_turn:.0f} KiB")
+    print(f"    answered                       {done} of {len(conversations)} in {elapsed:.1f} s")
+
+
+async def _tenant_id(runtime: Runtime, portal: Portal) -> int:
+    from tenants.schema import tenants
+
+    async with runtime.engine.connect() as connection:
+        value = await connection.scalar(
+            sa.select(tenants.c.id).where(tenants.c.member_id == portal.member_id)
+        )
+    return int(value)
+
+
+async def fresh_state(runtime: Runtime) -> None:
+    await runtime.redis.flushdb()
+    async with runtime.engine.begin() as connection:
+        for table in ("commands", "bots", "connectors", "providers", "credentials", "tenants"):
+            await connection.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608
+
+
+async def main_async(which: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        await fresh_database()
+        await Redis.from_url(BENCH_REDIS_URL).flushdb()
+        env = bench_env(data, BITBOT_QUEUE_SHARDS="8")
+        runtime = build_runtime(load_settings(env))
+        await upgrade(runtime.engine)
+        try:
+            if which in ("all", "latency"):
+                await latency(runtime, env, data)
+            if which in ("all", "inflight"):
+                await fresh_state(runtime)
+                await in_flight(runtime, env, 2500)
+        finally:
+            await runtime.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("which", nargs="?", default="all", choices=["all", "latency", "inflight"])
+    asyncio.run(main_async(parser.parse_args().which))
+
+
+if __name__ == "__main__":
+    main()
