@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing import Subscriptions
 from tenants.bitrix24 import (
     AuthError,
     Bitrix24Client,
@@ -50,10 +51,17 @@ class InstallRequest:
 
 
 class Marketplace:
-    def __init__(self, engine: AsyncEngine, services: Services, public_url: str | None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        services: Services,
+        public_url: str | None,
+        subscriptions: Subscriptions | None = None,
+    ) -> None:
         self._engine = engine
         self._s = services
         self._public_url = public_url
+        self._subscriptions = subscriptions or Subscriptions(engine, services.clock)
 
     async def install(self, request: InstallRequest) -> Tenant:
         installation = await self._verify(request.access_token, request.member_id)
@@ -75,6 +83,8 @@ class Marketplace:
             installation.user_id,
         )
         tenant = await self._s.store.install(portal, tokens)
+        # A trial on first install; the verified token also says the licence is in order.
+        await self._subscriptions.installed(tenant.id)
         client = Bitrix24Client(tenant, self._s)
         await self._detect_bot_api(client, tenant)
         await self.bind_lifecycle_events(client)
@@ -130,6 +140,8 @@ class Marketplace:
                 )
             )
         await self._forget_sessions(member_id)
+        if clean:
+            await self._subscriptions.cancel(tenant.id)  # usage rows stay for billing
         found = await self._s.store.find(member_id)
         assert found is not None
         return found
@@ -151,7 +163,9 @@ class Marketplace:
         except PaymentRequired:
             # Billing reads this mark: the portal's Bitrix24 licence for the app lapsed.
             await self._s.updates.needs_attention(tenant.id, "payment_required")
+            await self._subscriptions.payment_required(tenant.id)  # past due, then suspended
         else:
+            await self._subscriptions.payment_ok(tenant.id)
             if tenant.attention_reason == "payment_required":
                 await self._s.updates.resolved(tenant.id)
         return await self._s.store.find(member_id)

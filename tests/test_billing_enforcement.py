@@ -1,0 +1,213 @@
+"""Quota enforcement through the seam, with admin notices delivered to the Bitrix24 fake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx2
+import pytest
+
+from billing import (
+    Allow,
+    Bitrix24AdminNotifier,
+    Deny,
+    Meter,
+    PlanBilling,
+    PlanSpec,
+    RateLimits,
+    Subscriptions,
+    TurnUsage,
+    create_plan,
+)
+from tenants.bitrix24 import build_services
+from tenants.runtime import Runtime
+from tenants.store import Portal as Install
+from tenants.store import TenantStore, TokenPair
+from tests.conftest import SteppedClock
+from tests.fakes.bitrix24 import FakeBitrix24, Portal
+
+TINY = PlanSpec(
+    code="tiny",
+    name="Tiny",
+    monthly_messages=10,
+    max_bots=1,
+    events_per_minute_tenant=100,
+    events_per_minute_dialog=7,
+    over_quota_text={"en": "We are out of answers this month.", "ru": "Лимит ответов исчерпан."},
+)
+ONE = TurnUsage(messages_in=1, replies_out=1, prompt_tokens=12, completion_tokens=5)
+DAY = 86_400.0
+
+
+@dataclass
+class World:
+    runtime: Runtime
+    portal: Portal
+    tenant_id: int
+    subscriptions: Subscriptions
+    clock: SteppedClock
+    http: httpx2.AsyncClient
+
+    def billing(self) -> PlanBilling:
+        """The billing of one worker process."""
+        runtime, clock = self.runtime, self.clock
+        notifier = Bitrix24AdminNotifier(build_services(runtime, self.http, clock))
+        meter = Meter(runtime.redis, runtime.engine, clock)
+        return PlanBilling(runtime.engine, meter, notifier, clock=clock)
+
+    def notices(self) -> list[str]:
+        assert all(n.user_id == self.portal.admin.id for n in self.portal.notifications)
+        return [n.message for n in self.portal.notifications]
+
+    def later(self, seconds: float) -> None:
+        self.clock.fake.advance(seconds)
+
+
+async def install(
+    runtime: Runtime, portal: Portal, clock: SteppedClock, language: str | None
+) -> int:
+    store = TenantStore(runtime.engine, runtime.vault, runtime.hasher)
+    tenant = await store.install(
+        Install(
+            member_id=portal.member_id,
+            domain=portal.domain,
+            client_endpoint=portal.client_endpoint,
+            server_endpoint=portal.server_endpoint,
+            scope=portal.scope,
+            application_token=portal.application_token,
+            language=language,
+        ),
+        TokenPair(
+            portal.auth.access_token,
+            portal.auth.refresh_token,
+            datetime.fromtimestamp(clock.now() + 3600, UTC),
+            portal.admin.id,
+        ),
+    )
+    return tenant.id
+
+
+@pytest.fixture
+async def world(
+    b24_runtime: Runtime, bitrix24: FakeBitrix24, clock: SteppedClock, http: httpx2.AsyncClient
+) -> World:
+    portal = bitrix24.add_portal("acme.bitrix24.com", language="ru")
+    tenant_id = await install(b24_runtime, portal, clock, "ru")
+    subscriptions = Subscriptions(b24_runtime.engine, clock)
+    await create_plan(b24_runtime.engine, TINY)
+    await subscriptions.start_trial(tenant_id)
+    await subscriptions.change_plan(tenant_id, "tiny")
+    return World(b24_runtime, portal, tenant_id, subscriptions, clock, http)
+
+
+async def test_admins_hear_once_at_80_and_once_at_100_percent(world: World) -> None:
+    worker, other_worker = world.billing(), world.billing()
+    for _ in range(7):
+        assert await worker.check_turn(world.tenant_id) == Allow()
+        await worker.record(world.tenant_id, ONE)
+    assert world.notices() == []
+
+    await worker.record(world.tenant_id, ONE)  # 8 of 10
+    (at_80,) = world.notices()
+    assert "израсходовали 8 из 10" in at_80
+    assert "80 %" in at_80
+    await worker.record(world.tenant_id, ONE)  # 9 of 10
+    assert len(world.notices()) == 1
+
+    await other_worker.record(world.tenant_id, ONE)  # 10 of 10, seen by another process
+    assert len(world.notices()) == 2
+    assert "все 10 сообщений" in world.notices()[1]
+
+    world.later(6)  # past the cache: the first worker now sees the other's turns too
+    assert await worker.check_turn(world.tenant_id) == Deny("Лимит ответов исчерпан.")
+    await worker.record(world.tenant_id, ONE)  # a turn that was already in flight
+    assert len(world.notices()) == 2
+
+
+async def test_over_quota_text_follows_the_portal_language(
+    world: World, bitrix24: FakeBitrix24
+) -> None:
+    portal = bitrix24.add_portal("globex.bitrix24.com", language="de")
+    tenant_id = await install(world.runtime, portal, world.clock, "de")
+    await world.subscriptions.start_trial(tenant_id)
+    await world.subscriptions.change_plan(tenant_id, "tiny")
+    billing = world.billing()
+    await billing.record(tenant_id, TurnUsage(messages_in=10, replies_out=1))  # one merged turn
+    assert await billing.check_turn(tenant_id) == Deny("We are out of answers this month.")
+    (at_100,) = [n.message for n in portal.notifications]  # 80 % and 100 % crossed together
+    assert at_100.startswith("BitBot: your bots have used all 10 messages")
+
+
+async def test_a_suspended_or_cancelled_tenant_is_acknowledged_and_not_answered(
+    world: World,
+) -> None:
+    billing = world.billing()
+    await world.subscriptions.suspend(world.tenant_id)
+    billing.forget(world.tenant_id)
+    assert await billing.check_turn(world.tenant_id) == Deny("")
+
+    await world.subscriptions.resume(world.tenant_id)
+    billing.forget(world.tenant_id)
+    assert await billing.check_turn(world.tenant_id) == Allow()
+
+    await world.subscriptions.cancel(world.tenant_id)
+    world.later(6)
+    assert await billing.check_turn(world.tenant_id) == Deny("")
+
+
+async def test_past_due_is_served_until_the_grace_ends_even_before_the_tick(
+    world: World,
+) -> None:
+    billing = world.billing()
+    await world.subscriptions.payment_required(world.tenant_id)
+    assert await billing.check_turn(world.tenant_id) == Allow()
+    world.later(7 * DAY + 1)
+    assert await billing.check_turn(world.tenant_id) == Deny("")
+
+
+async def test_rate_limits_come_from_the_plan(world: World) -> None:
+    billing = world.billing()
+    assert await billing.limits(world.tenant_id) == RateLimits(100, 7)
+    assert (await billing.plan_of(world.tenant_id)).max_bots == 1
+    await world.subscriptions.change_plan(world.tenant_id, "business")
+    billing.forget(world.tenant_id)
+    assert await billing.limits(world.tenant_id) == RateLimits(1200, 30)
+
+
+async def test_a_new_period_restores_the_quota_and_the_notices(world: World) -> None:
+    billing = world.billing()
+    for _ in range(10):
+        await billing.record(world.tenant_id, ONE)
+    assert isinstance(await billing.check_turn(world.tenant_id), Deny)
+    assert len(world.notices()) == 2
+
+    world.later(31 * DAY)  # Feb 1: the next period, before any tick ran
+    assert await billing.check_turn(world.tenant_id) == Allow()
+    for _ in range(8):
+        await billing.record(world.tenant_id, ONE)
+    assert len(world.notices()) == 3
+    assert "израсходовали 8 из 10" in world.notices()[2]
+    assert "до 2026-03-01" in world.notices()[2]
+
+
+async def test_a_notice_that_could_not_be_sent_is_tried_again(world: World) -> None:
+    billing = world.billing()
+    world.portal.fail_next("im.notify.system.add", 400, "USER_ID_EMPTY")
+    for _ in range(8):
+        await billing.record(world.tenant_id, ONE)
+    assert world.notices() == []
+    await billing.record(world.tenant_id, ONE)
+    assert len(world.notices()) == 1
+
+
+async def test_a_tenant_installed_before_billing_gets_its_trial_on_first_use(
+    world: World, bitrix24: FakeBitrix24
+) -> None:
+    portal = bitrix24.add_portal("initech.bitrix24.com")
+    tenant_id = await install(world.runtime, portal, world.clock, None)
+    assert await world.subscriptions.get(tenant_id) is None
+    assert await world.billing().check_turn(tenant_id) == Allow()
+    sub = await world.subscriptions.get(tenant_id)
+    assert sub is not None
+    assert sub.state == "trial"
