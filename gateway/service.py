@@ -7,7 +7,14 @@ import asyncio
 import httpx2
 from starlette.applications import Starlette
 
-from billing import Billing, UnlimitedPlan
+from billing import (
+    Billing,
+    Meter,
+    Subscriptions,
+    UnlimitedPlan,
+    build_billing,
+    run_billing_jobs,
+)
 from gateway.httpshards import ClientShards
 from gateway.intake import intake_routes
 from gateway.leases import ShardLeases
@@ -91,6 +98,20 @@ async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
         async with httpx2.AsyncClient(
             headers={"User-Agent": "BitBot"}, limits=BITRIX24_LIMITS
         ) as http:
-            await build_worker(runtime, http, provider_clients=providers).run(stop)
+            clock = SystemClock()
+            jobs = asyncio.create_task(
+                run_billing_jobs(
+                    Meter(runtime.redis, runtime.engine, clock),
+                    Subscriptions(runtime.engine, clock),
+                    stop,
+                )
+            )
+            billing = build_billing(runtime, http, clock)
+            worker = build_worker(runtime, http, provider_clients=providers, billing=billing)
+            try:
+                await worker.run(stop)
+            finally:
+                stop.set()
+                await jobs  # the last flush of metered usage
     finally:
         await providers.aclose()
