@@ -29,8 +29,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-## Benchmarks: each prints its figures
+## Benchmarks: each prints its figures (needs PostgreSQL, Redis and wrk, which it installs)
 bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.intake
+	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.b24_batching
 
 ## Render every k8s overlay and validate it offline (kubectl kustomize, schemas, checkov, hadolint)
