@@ -26,7 +26,7 @@ from tests.fakes.bitrix24 import FakeBitrix24
 
 
 async def measure(replies: int) -> None:
-    cloud = FakeBitrix24(client_id="bench", client_secret="bench-secret")  # noqa: S106
+    cloud = FakeBitrix24(client_id="bench", client_secret="bench-secret")
     portal = cloud.add_portal("bench.bitrix24.com")
     bot = portal.add_v1_bot("bench", "https://bitbot.example.com/b24/events")
     async with cloud.serve(), httpx2.AsyncClient() as http:

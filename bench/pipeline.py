@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 import httpx2
 import sqlalchemy as sa
 from redis.asyncio import Redis
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.support import (
     BENCH_REDIS_URL,
@@ -74,10 +74,10 @@ class ProviderTimer:
         started = time.perf_counter()
         body = b""
 
-        async def capture() -> dict[str, object]:
+        async def capture() -> Message:
             nonlocal body
             message = await receive()
-            body += message.get("body", b"")  # type: ignore[operator]
+            body += message.get("body", b"")
             return message
 
         await self.app(scope, capture, send)
@@ -254,9 +254,8 @@ async def in_flight(runtime: Runtime, env: dict[str, str], conversations_wanted:
     per_turn = (peak_rss - idle) / peak if peak else 0.0
     print(f"(3) in flight: {len(conversations)} conversations, Dify answering in 2 s")
     print(f"    most turns in flight at once   {peak}   (target >= 2,000)")
-    print(
-        f"    worker memory                  {idle / 1024:.0f} MiB idle, {peak_rss / 1024:.0f} MiB at peak"
-    )
+    memory = f"{idle / 1024:.0f} MiB idle, {peak_rss / 1024:.0f} MiB at peak"
+    print(f"    worker memory                  {memory}")
     print(f"    memory per in-flight turn      {per_turn:.0f} KiB")
     print(f"    answered                       {done} of {len(conversations)} in {elapsed:.1f} s")
 
@@ -268,7 +267,7 @@ async def _tenant_id(runtime: Runtime, portal: Portal) -> int:
         value = await connection.scalar(
             sa.select(tenants.c.id).where(tenants.c.member_id == portal.member_id)
         )
-    return int(value)
+    return int(str(value))
 
 
 async def fresh_state(runtime: Runtime) -> None:

@@ -95,7 +95,10 @@ class Turns:
         if profile is None:
             log.info("event for unknown bot %s of tenant %s dropped", event.bot_id, tenant.id)
             return TurnOutcome()
-        answered = await self._redis.mget([_done_key(tenant.id, work.event) for work in works])
+        choices_key = f"{_session_key(tenant.member_id, event)}:choices"
+        *answered, raw_choices = await self._redis.mget(
+            [*(_done_key(tenant.id, work.event) for work in works), choices_key]
+        )
         fresh = [work for work, done in zip(works, answered, strict=True) if not done]
         if not fresh:
             return TurnOutcome()
@@ -107,20 +110,23 @@ class Turns:
             await self._mark_done(tenant.id, fresh)
             return TurnOutcome()
         await self._wait_for_rate(tenant.id, event)
-        outcome = await self._answer(fresh, sink, profile)
+        outcome = await self._answer(fresh, sink, profile, _buttons(raw_choices))
         await self._mark_done(tenant.id, fresh)
         return outcome
 
-    async def _answer(self, works: list[Work], sink: ReplySink, profile: BotProfile) -> TurnOutcome:
+    async def _answer(
+        self, works: list[Work], sink: ReplySink, profile: BotProfile, choices: list[Button]
+    ) -> TurnOutcome:
         event = works[-1].event
         batch = [work.event for work in works] if len(works) > 1 else []
         tenant = works[-1].tenant
         try:
-            request = await self._request(event, batch, profile, tenant.member_id)
+            request = await self._request(event, batch, profile, tenant.member_id, choices)
             reply = await self._ask(sink, event, profile, request)
             sent = await sink.deliver(event, reply) if reply.text or reply.buttons else 0
             TURN_SECONDS.labels(profile.provider_type).observe(time.time() - works[0].received_at)
-            await self._remember_choices(request.session_key, reply)
+            if reply.buttons or choices:
+                await self._remember_choices(request.session_key, reply)
         except ProviderError as error:
             return await self._fail(works, sink, profile, f"provider: {error}", error.code)
         except Bitrix24Error as error:
@@ -150,15 +156,19 @@ class Turns:
             await _settle(typing)
 
     async def _request(
-        self, event: ChatEvent, batch: list[ChatEvent], profile: BotProfile, member_id: str
+        self,
+        event: ChatEvent,
+        batch: list[ChatEvent],
+        profile: BotProfile,
+        member_id: str,
+        choices: list[Button],
     ) -> TurnRequest:
         installer_token = ""
         if profile.pass_tokens:
             tokens = await self._store.tokens(profile.tenant_id)
             installer_token = tokens.access_token if tokens else ""
-        session_key = f"bitbot:{member_id}:{event.bot_id}:{event.dialog_id}"
+        session_key = _session_key(member_id, event)
         query = build_query(event, batch)
-        choices = await self._choices(session_key)
         if choices:
             query = resolve_choice(query, choices)
         return TurnRequest(
@@ -235,12 +245,6 @@ class Turns:
             pipeline.set(_done_key(tenant_id, work.event), "1", ex=DONE_TTL_S)
         await pipeline.execute()
 
-    async def _choices(self, session_key: str) -> list[Button]:
-        raw = await self._redis.get(f"{session_key}:choices")
-        if not raw:
-            return []
-        return [Button(item["text"], item["value"]) for item in json.loads(raw)]
-
     async def _remember_choices(self, session_key: str, reply: ProviderReply) -> None:
         key = f"{session_key}:choices"
         if not reply.buttons:
@@ -255,6 +259,14 @@ async def _settle(task: asyncio.Task[None]) -> None:
         await task
     except Exception:  # a typing indicator that failed changes nothing about the answer
         log.debug("typing indicator failed", exc_info=True)
+
+
+def _buttons(raw: bytes | None) -> list[Button]:
+    return [Button(item["text"], item["value"]) for item in json.loads(raw)] if raw else []
+
+
+def _session_key(member_id: str, event: ChatEvent) -> str:
+    return f"bitbot:{member_id}:{event.bot_id}:{event.dialog_id}"
 
 
 def _done_key(tenant_id: int, event: ChatEvent) -> str:

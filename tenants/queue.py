@@ -163,8 +163,10 @@ class Queue:
         return {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
 
     async def ack(self, delivery: Delivery) -> None:
-        await self._redis.xack(delivery.stream, GROUP, delivery.entry_id)
-        await self._redis.xdel(delivery.stream, delivery.entry_id)
+        pipeline = self._redis.pipeline(transaction=False)
+        pipeline.xack(delivery.stream, GROUP, delivery.entry_id)
+        pipeline.xdel(delivery.stream, delivery.entry_id)
+        await pipeline.execute()
 
     async def dead_letter(self, delivery: Delivery, reason: str, summary: str) -> str:
         """Move an entry out of the queue for good; the operator can replay it later."""
