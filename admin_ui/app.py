@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,6 +11,7 @@ import httpx2
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
@@ -17,6 +19,7 @@ from starlette.routing import Route
 from admin_ui.errors import http_error
 from admin_ui.lifecycle import lifecycle_routes
 from admin_ui.marketplace import Marketplace
+from admin_ui.portal import CrossSiteGuard, PortalOptions, load_portal_options, portal_routes
 from tenants.bitrix24 import build_services
 from tenants.clock import Clock
 from tenants.health import health_routes
@@ -26,7 +29,11 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def create_admin_app(
-    runtime: Runtime, *, http: httpx2.AsyncClient | None = None, clock: Clock | None = None
+    runtime: Runtime,
+    *,
+    http: httpx2.AsyncClient | None = None,
+    clock: Clock | None = None,
+    portal: PortalOptions | None = None,
 ) -> Starlette:
     templates = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), enable_async=True
@@ -34,10 +41,11 @@ def create_admin_app(
     own_http = http is None
     http = http or httpx2.AsyncClient(headers={"User-Agent": "BitBot"})
     settings = runtime.settings
+    services = build_services(runtime, http, clock)
     marketplace = None
     if settings.b24_client_id and settings.b24_client_secret:
-        services = build_services(runtime, http, clock)
         marketplace = Marketplace(runtime.engine, services, settings.public_url)
+    portal = portal or load_portal_options(os.environ)
 
     async def home(_: Request) -> HTMLResponse:
         page = templates.get_template("home.html")
@@ -56,7 +64,9 @@ def create_admin_app(
             Route("/", home),
             *health_routes(runtime),
             *lifecycle_routes(marketplace, templates),
+            *portal_routes(runtime, services, http, portal, templates),
         ],
+        middleware=[Middleware(CrossSiteGuard, public_url=settings.public_url)],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )
