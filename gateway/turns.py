@@ -182,6 +182,7 @@ class Turns:
             user=f"{member_id}:{event.dialog_id}",
             session_key=session_key,
             session_ttl_s=profile.session_ttl_s,
+            greeting=event.kind == "join",
         )
 
     async def _call_provider(self, profile: BotProfile, request: TurnRequest) -> ProviderReply:

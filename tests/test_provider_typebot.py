@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import fakeredis
@@ -361,3 +362,17 @@ async def test_errors_never_carry_the_key_or_an_input(
     for text in (str(caught.value), repr(caught.value.args), caught.value.code):
         assert SECRET_VALUE not in text
         assert API_KEY not in text
+
+
+async def test_greeting_starts_the_flow_without_answering_its_first_input(
+    typebot: FakeTypebot, viewer: str, adapter: TypebotAdapter
+) -> None:
+    greeting = replace(turn("ONIMBOTJOINCHAT"), greeting=True)
+
+    reply = await adapter.run(config(viewer), greeting)
+
+    (start,) = calls(typebot)
+    assert "message" not in (start.json or {})
+    assert start.json is not None
+    assert start.json["prefilledVariables"] == INPUTS
+    assert reply.text

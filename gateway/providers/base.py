@@ -30,6 +30,9 @@ class TurnRequest:
     user: str  # Dify ``user``: "{member_id}:{DIALOG_ID}"
     session_key: str  # "bitbot:{member_id}:{BOT_ID}:{DIALOG_ID}"
     session_ttl_s: int = 86_400
+    # The bot joined a chat: there is no customer message; a flow greets (the query is the event
+    # name for flows that read it; Typebot starts its flow afresh without answering an input).
+    greeting: bool = False
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ class TypebotAdapter:
     async def _turn(self, config: ProviderConfig, request: TurnRequest) -> ProviderReply:
         start_url = _start_url(config)
         message = {"type": "text", "text": request.query}
-        session_id = await self._sessions.get(request.session_key)
+        session_id = None if request.greeting else await self._sessions.get(request.session_key)
         if session_id is not None:
             url = f"{_viewer_base(start_url)}/api/v1/sessions/{quote(session_id, safe='')}"
             body = {"message": message, "textBubbleContentFormat": _TEXT_FORMAT}
@@ -68,12 +68,14 @@ class TypebotAdapter:
                 await self._sessions.forget(request.session_key)
             else:
                 return await self._reply(request, session_id, answer)
-        body = {
-            "message": message,
+        start: JSON = {
             "prefilledVariables": dict(request.inputs),
             "textBubbleContentFormat": _TEXT_FORMAT,
         }
-        answer = await self._post(config, start_url, body)
+        if not request.greeting:
+            # startChat's message answers the flow's first input; a greeting has nothing to answer.
+            start["message"] = message
+        answer = await self._post(config, start_url, start)
         session_id = answer.get("sessionId")
         if not isinstance(session_id, str) or not session_id:
             raise ProviderUnavailable("Typebot started no session", code="no_session")
