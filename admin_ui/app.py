@@ -23,6 +23,7 @@ from admin_ui.portal import CrossSiteGuard, PortalOptions, load_portal_options, 
 from tenants.bitrix24 import build_services
 from tenants.clock import Clock
 from tenants.health import health_routes
+from tenants.requestid import REQUEST_ID
 from tenants.runtime import Runtime
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -66,7 +67,7 @@ def create_admin_app(
             *lifecycle_routes(marketplace, templates),
             *portal_routes(runtime, services, http, portal, templates),
         ],
-        middleware=[Middleware(CrossSiteGuard, public_url=settings.public_url)],
+        middleware=[REQUEST_ID, Middleware(CrossSiteGuard, public_url=settings.public_url)],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )

@@ -22,8 +22,11 @@ from gateway import create_gateway_app, create_worker_health_app, run_consumers
 from tenants.db import create_engine
 from tenants.errors import BitBotError
 from tenants.keyrotation import rotate
+from tenants.logs import configure_logging
 from tenants.migrate import upgrade
 from tenants.runtime import Runtime, build_runtime
+from tenants.scrub import remember_settings
+from tenants.sentry import init_sentry
 from tenants.settings import DEFAULT_DATA_DIR, Settings, load_settings
 from tenants.vault import generate_key
 
@@ -106,12 +109,32 @@ def _service_settings(service: str) -> Settings:
     return settings
 
 
+def _start_service(service: str) -> Settings:
+    """JSON logs, then settings, then error reporting: the start of every service command."""
+    configure_logging(service, level=_log_level())
+    settings = _service_settings(service)
+    _report_errors(settings, service)
+    return settings
+
+
+def _report_errors(settings: Settings, service: str) -> None:
+    remember_settings(settings)  # logs and Sentry mask these values wherever they show up
+    init_sentry(settings, service)
+
+
+def _log_level() -> str:
+    return os.environ.get("BITBOT_LOG_LEVEL", "").strip() or "INFO"
+
+
 async def _run(args: argparse.Namespace) -> None:
+    # Readable lines in a terminal; JSON when stderr goes to a file or a log collector.
+    configure_logging("run", json=not sys.stderr.isatty(), level=_log_level())
     data_dir = os.environ.get("BITBOT_DATA_DIR") or DEFAULT_DATA_DIR
     env, key_file = with_dev_keys(os.environ, Path(data_dir))
     if key_file is not None:
         print(f"Using development keys from {key_file} (not for production).")
     settings = load_settings(env)
+    _report_errors(settings, "run")
     if settings.embedded_redis:
         print("Using in-process Redis: queue and sessions live in memory and vanish on exit.")
     runtime = build_runtime(settings)
@@ -122,18 +145,18 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 async def _gateway(args: argparse.Namespace) -> None:
-    runtime = build_runtime(_service_settings("gateway"))
+    runtime = build_runtime(_start_service("gateway"))
     # Events are counted in metrics and rejections logged; a line per accepted event is noise.
     await _serve(create_gateway_app(runtime), args, runtime, access_log=False)
 
 
 async def _admin(args: argparse.Namespace) -> None:
-    runtime = build_runtime(_service_settings("admin"))
+    runtime = build_runtime(_start_service("admin"))
     await _serve(create_admin_app(runtime), args, runtime)
 
 
 async def _worker(args: argparse.Namespace) -> None:
-    runtime = build_runtime(_service_settings("worker"))
+    runtime = build_runtime(_start_service("worker"))
     await _serve(create_worker_health_app(runtime), args, runtime, with_consumers=True)
 
 
@@ -144,8 +167,9 @@ async def _serve(
     with_consumers: bool = False,
     access_log: bool = True,
 ) -> None:
+    # log_config=None: uvicorn's loggers stay as configure_logging set them.
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, lifespan="on", access_log=access_log
+        app, host=args.host, port=args.port, lifespan="on", access_log=access_log, log_config=None
     )
     server = Server(config)
     stop = asyncio.Event()

@@ -29,6 +29,7 @@ from tenants.buckets import Buckets
 from tenants.clock import Clock, SystemClock
 from tenants.health import health_routes
 from tenants.queue import Queue
+from tenants.requestid import REQUEST_ID
 from tenants.runtime import Runtime
 from tenants.store import TenantStore
 
@@ -40,7 +41,7 @@ def queue_of(runtime: Runtime) -> Queue:
 def create_gateway_app(runtime: Runtime) -> Starlette:
     store = TenantStore(runtime.engine, runtime.vault, runtime.hasher)
     routes = intake_routes(queue_of(runtime), TenantCache(store, runtime.hasher))
-    return Starlette(routes=[*routes, *health_routes(runtime)])
+    return Starlette(routes=[*routes, *health_routes(runtime)], middleware=[REQUEST_ID])
 
 
 def build_worker(

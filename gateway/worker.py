@@ -35,6 +35,7 @@ from gateway.turns import Turns
 from tenants.bitrix24.phpform import FormError, decode
 from tenants.bots import BotDirectory, BotProfile
 from tenants.health import health_routes
+from tenants.logs import bind_context
 from tenants.metrics import QUEUE_LAG, QUEUE_LENGTH
 from tenants.queue import Delivery, Queue
 from tenants.runtime import Runtime
@@ -261,6 +262,10 @@ class Worker:
 
     async def _run_turn(self, works: list[Work]) -> None:
         last = works[-1]
+        # Each dialog's turns run in a task of its own (Dialogs): the ids stay with this dialog.
+        bind_context(
+            tenant_id=last.tenant.id, bot_id=last.event.bot_id, dialog_id=last.event.dialog_id
+        )
         profile = await self._profile(last)
         failure: str | None = None
         summary = ""

@@ -1,0 +1,54 @@
+"""A request id for every HTTP request: taken from ``X-Request-ID`` when sane, made otherwise.
+
+The id is bound to the log context for the request (``request_id`` on every line it causes,
+uvicorn's access line included), replaces the request's own header so that error reports see the
+id actually used, and goes back to the client in the response's ``X-Request-ID``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tenants.logs import bound_context
+
+HEADER = b"x-request-id"
+SANE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SCOPE_KEY = "bitbot.request_id"
+
+
+def request_id_of(value: bytes | None) -> str:
+    """The caller's id when it is ≤ 64 characters of ``[A-Za-z0-9._-]``, else a new uuid4 hex."""
+    text = value.decode("latin-1") if value else ""
+    return text if SANE.fullmatch(text) else uuid.uuid4().hex
+
+
+class RequestId:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or SCOPE_KEY in scope:  # an outer app already did it
+            await self.app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() != HEADER]
+        given = next((v for k, v in scope["headers"] if k.lower() == HEADER), None)
+        request_id = request_id_of(given)
+        raw = request_id.encode("latin-1")
+        scope = {**scope, "headers": [*headers, (HEADER, raw)], SCOPE_KEY: request_id}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER]
+                message = {**message, "headers": [*kept, (HEADER, raw)]}
+            await send(message)
+
+        with bound_context(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
+
+
+# For ``Starlette(middleware=[REQUEST_ID, …])``; put it first so that it wraps the others.
+REQUEST_ID = Middleware(RequestId)
