@@ -19,6 +19,7 @@ from starlette.routing import Route
 from admin_ui.errors import http_error
 from admin_ui.lifecycle import lifecycle_routes
 from admin_ui.marketplace import Marketplace
+from admin_ui.operator import operator_console
 from admin_ui.portal import CrossSiteGuard, PortalOptions, load_portal_options, portal_routes
 from tenants.bitrix24 import build_services
 from tenants.clock import Clock
@@ -66,6 +67,7 @@ def create_admin_app(
             *health_routes(runtime),
             *lifecycle_routes(marketplace, templates),
             *portal_routes(runtime, services, http, portal, templates),
+            operator_console(runtime, templates, clock),
         ],
         middleware=[REQUEST_ID, Middleware(CrossSiteGuard, public_url=settings.public_url)],
         exception_handlers={HTTPException: http_error},

@@ -9,6 +9,7 @@ import os
 import sqlalchemy as sa
 from alembic import context
 
+import admin_ui.operator.schema  # noqa: F401  (registers the operator console's table)
 import billing.schema  # noqa: F401  (registers the billing tables on the metadata)
 from tenants.db import create_engine
 from tenants.schema import metadata
