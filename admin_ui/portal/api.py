@@ -18,6 +18,7 @@ from starlette.routing import Route
 from admin_ui.errors import error_response
 from admin_ui.portal.context import Viewer
 from admin_ui.portal.i18n import Translator
+from admin_ui.portal.plan import NO_SUBSCRIPTION, plan_reader
 from admin_ui.portal.providercheck import CheckResult
 from admin_ui.portal.session import SessionError
 from admin_ui.portal.validation import Message, PortalError
@@ -42,6 +43,7 @@ def api_routes(portal: Portal) -> list[Route]:
     return [
         route("/session", _session),
         route("/providers", _providers),
+        route("/plan", _plan),
         route("/connectors", _connectors),
         route("/connectors", _create_connector, "POST"),
         route("/connectors/test", _check_draft, "POST"),
@@ -144,6 +146,11 @@ async def _session(p: Portal, request: Request, viewer: Viewer) -> Response:
 
 async def _providers(p: Portal, request: Request, viewer: Viewer) -> Response:
     return await _list(p.connectors.providers())
+
+
+async def _plan(p: Portal, request: Request, viewer: Viewer) -> Response:
+    facts = await plan_reader(p).facts(viewer.tenant)
+    return JSONResponse(NO_SUBSCRIPTION if facts is None else facts.as_json())
 
 
 async def _connectors(p: Portal, request: Request, viewer: Viewer) -> Response:

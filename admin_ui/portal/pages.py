@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from admin_ui.portal.auth import AppPageRefused
 from admin_ui.portal.bots import COLORS
 from admin_ui.portal.context import Viewer
 from admin_ui.portal.i18n import Translator, language_for
+from admin_ui.portal.plan import chart, chart_summary, day, number, plan_reader, state_text
 from admin_ui.portal.session import SessionError, set_cookie
 from admin_ui.portal.validation import Message, NotFound
 from admin_ui.portal.wiring import Portal
@@ -60,6 +62,7 @@ class Pages:
             page("/connectors", self.connectors),
             page("/connectors/new", self.connector),
             page("/connectors/{connector_id:int}", self.connector),
+            page("/plan", self.plan),
         ]
 
     async def open_app(self, request: Request) -> Response:
@@ -125,6 +128,24 @@ class Pages:
         providers = await self.p.connectors.providers()
         return await self.render(
             viewer, "connector.html", "connectors", connector=connector, providers=providers
+        )
+
+    async def plan(self, request: Request, viewer: Viewer) -> Response:
+        t = viewer.t
+        facts = await plan_reader(self.p).facts(viewer.tenant)
+        words: dict[str, Any] = {"number": partial(number, t), "day": partial(day, t)}
+        if facts is None:
+            return await self.render(viewer, "plan.html", "plan", facts=None, **words)
+        drawn = chart(facts, t)
+        return await self.render(
+            viewer,
+            "plan.html",
+            "plan",
+            facts=facts,
+            chart=drawn,
+            summary=chart_summary(facts, drawn, t),
+            state=state_text(facts, t),
+            **words,
         )
 
     async def render(
