@@ -200,5 +200,6 @@ async def b24_runtime(b24_settings: Settings) -> AsyncIterator[Runtime]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient() as client:
+    # Generous: on a busy two-core machine a request that syncs with the fakes can take seconds.
+    async with httpx2.AsyncClient(timeout=30) as client:
         yield client

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from admin_ui.errors import error_response
 from admin_ui.portal.context import Viewer
 from admin_ui.portal.i18n import Translator
-from admin_ui.portal.plan import NO_SUBSCRIPTION, plan_reader
+from admin_ui.portal.plan import NO_SUBSCRIPTION
 from admin_ui.portal.providercheck import CheckResult
 from admin_ui.portal.session import SessionError
 from admin_ui.portal.validation import Message, PortalError
@@ -149,7 +149,7 @@ async def _providers(p: Portal, request: Request, viewer: Viewer) -> Response:
 
 
 async def _plan(p: Portal, request: Request, viewer: Viewer) -> Response:
-    facts = await plan_reader(p).facts(viewer.tenant)
+    facts = await p.plan.facts(viewer.tenant)
     return JSONResponse(NO_SUBSCRIPTION if facts is None else facts.as_json())
 
 

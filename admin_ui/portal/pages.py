@@ -24,7 +24,7 @@ from admin_ui.portal.auth import AppPageRefused
 from admin_ui.portal.bots import COLORS
 from admin_ui.portal.context import Viewer
 from admin_ui.portal.i18n import Translator, language_for
-from admin_ui.portal.plan import chart, chart_summary, day, number, plan_reader, state_text
+from admin_ui.portal.plan import chart, chart_summary, day, number, state_text
 from admin_ui.portal.session import SessionError, set_cookie
 from admin_ui.portal.validation import Message, NotFound
 from admin_ui.portal.wiring import Portal
@@ -132,7 +132,7 @@ class Pages:
 
     async def plan(self, request: Request, viewer: Viewer) -> Response:
         t = viewer.t
-        facts = await plan_reader(self.p).facts(viewer.tenant)
+        facts = await self.p.plan.facts(viewer.tenant)
         words: dict[str, Any] = {"number": partial(number, t), "day": partial(day, t)}
         if facts is None:
             return await self.render(viewer, "plan.html", "plan", facts=None, **words)

@@ -23,7 +23,6 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_ui.portal.i18n import Translator
-from admin_ui.portal.wiring import Portal
 from billing import Meter, Plan, Subscription, Subscriptions, UsageTotals, get_plan
 from billing.schema import QUOTA_THRESHOLDS
 from billing.states import days_of, effective
@@ -219,19 +218,6 @@ class PlanReader:
             days=days,
             over_quota_text=plan.over_quota_text_in(tenant.language),
         )
-
-
-def plan_reader(portal: Portal) -> PlanReader:
-    """A reader on the portal's own database, Redis and clock.
-
-    ``Portal`` (``wiring.py``) carries no reader of its own yet, so this borrows the handles its
-    services hold; once ``build_portal`` builds a ``PlanReader`` this function goes away.
-    """
-    return PlanReader(
-        portal.connectors._engine,
-        portal.testchat._redis,
-        portal.testchat._clock,
-    )
 
 
 def _day(day: date, usage: UsageTotals) -> DayUsage:

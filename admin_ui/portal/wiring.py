@@ -14,6 +14,7 @@ from admin_ui.portal.commandsync import CommandSync
 from admin_ui.portal.connectors import ConnectorService
 from admin_ui.portal.context import Gate
 from admin_ui.portal.options import PortalOptions
+from admin_ui.portal.plan import PlanReader
 from admin_ui.portal.providercheck import ConnectionCheck
 from admin_ui.portal.session import SessionSigner
 from admin_ui.portal.sync import BotSync
@@ -32,6 +33,7 @@ class Portal:
     bots: BotService
     commands: CommandService
     testchat: TestChat
+    plan: PlanReader
     public_url: str | None
 
 
@@ -53,5 +55,6 @@ def build_portal(
         bots=bots,
         commands=CommandService(runtime.engine, bots, CommandSync(runtime.engine, bot_sync)),
         testchat=TestChat(runtime.redis, queue, services.clock),
+        plan=PlanReader(runtime.engine, runtime.redis, services.clock),
         public_url=settings.public_url,
     )
