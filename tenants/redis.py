@@ -14,7 +14,6 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-KEY_PREFIX = "bitbot:"
 POOL_SIZE = 256
 POOL_WAIT_S = 20.0
 

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -260,7 +259,3 @@ def _batch_items(result: Any, count: int) -> list[Any]:
         else:
             items.append(ServerError("NOT_RUN", "the batch stopped before this call"))
     return items
-
-
-def expires_at(clock: Clock, seconds: int) -> datetime:
-    return datetime.fromtimestamp(clock.now() + seconds, UTC)
