@@ -9,7 +9,8 @@ the time the provider took for the message. The worker's limiter waits come from
 are reported apart; typing notifications are counted. Targets: p50 <= 5 ms, p99 <= 25 ms.
 
 (3) 2,500 conversations (50 portals x 50 dialogs) against a Dify that takes 2 s per answer. The
-fake counts runs in flight; the worker's memory is read from /proc. Target: >= 2,000 in flight.
+fake counts runs in flight; the worker's memory and CPU time are read from /proc. Target: >= 2,000
+in flight. BITBOT_BENCH_PROFILE=FILE runs that worker under cProfile.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -32,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bench.support import (
     BENCH_REDIS_URL,
     bench_env,
+    cpu_seconds,
     free_port,
     fresh_database,
     install,
@@ -218,7 +221,10 @@ async def in_flight(runtime: Runtime, env: dict[str, str], conversations_wanted:
         conversations = await setup(runtime, cloud, dify_url, portals=50, dialogs=per_portal)
         env = env | {"BITBOT_B24_OAUTH_URL": cloud.base_url}
         worker_port = free_port()
-        worker = start(["-m", "bitbot", "worker", "--port", str(worker_port)], env)
+        # BITBOT_BENCH_PROFILE=FILE: the worker runs under cProfile and writes its stats there.
+        profile_to = os.environ.get("BITBOT_BENCH_PROFILE")
+        profile = ["-m", "cProfile", "-o", profile_to] if profile_to else []
+        worker = start([*profile, "-m", "bitbot", "worker", "--port", str(worker_port)], env)
         try:
             wait_ready(f"http://127.0.0.1:{worker_port}/readyz")
             await asyncio.sleep(1.0)
@@ -238,6 +244,7 @@ async def in_flight(runtime: Runtime, env: dict[str, str], conversations_wanted:
                 for c in conversations
             ]
             started = time.perf_counter()
+            worker_cpu, own_cpu = cpu_seconds(worker.pid), time.process_time()
             for chunk in range(0, len(entries), 200):
                 await queue.enqueue_many(entries[chunk : chunk + 200])
             peak, peak_rss = 0, idle
@@ -247,6 +254,8 @@ async def in_flight(runtime: Runtime, env: dict[str, str], conversations_wanted:
                 peak_rss = max(peak_rss, rss_kib(worker.pid))
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
+            worker_cpu = cpu_seconds(worker.pid) - worker_cpu
+            own_cpu = time.process_time() - own_cpu
             done = replied(conversations)
         finally:
             worker.terminate()
@@ -258,6 +267,10 @@ async def in_flight(runtime: Runtime, env: dict[str, str], conversations_wanted:
     print(f"    worker memory                  {memory}")
     print(f"    memory per in-flight turn      {per_turn:.0f} KiB")
     print(f"    answered                       {done} of {len(conversations)} in {elapsed:.1f} s")
+    print(
+        f"    worker CPU per turn            {1000 * worker_cpu / max(done, 1):.2f} ms"
+        f"   (fakes in this process: {1000 * own_cpu / max(done, 1):.2f} ms)"
+    )
 
 
 async def _tenant_id(runtime: Runtime, portal: Portal) -> int:

@@ -36,6 +36,7 @@ from tenants.bitrix24 import Bitrix24Error, build_services
 from tenants.clock import Clock, SystemClock
 from tenants.runtime import Runtime
 from tenants.schema import tenants
+from tenants.singleflight import SingleFlight
 
 log = logging.getLogger("bitbot.billing")
 
@@ -78,6 +79,8 @@ class PlanBilling:
         self._notices = QuotaNotices(engine)
         self._cache_s = cache_s
         self._accounts: dict[int, _Account] = {}
+        # A cold or expired cache must cost one load per tenant, not one per waiting turn.
+        self._loading: SingleFlight[int, _Account] = SingleFlight()
 
     async def check_turn(self, tenant_id: int) -> Verdict:
         account = await self._account(tenant_id)
@@ -121,7 +124,10 @@ class PlanBilling:
             if current.period_start == cached.subscription.period_start:
                 cached.subscription = current
                 return cached
-        account = await self._load(tenant_id, now, cached)
+        return await self._loading.run(tenant_id, lambda: self._reload(tenant_id, now, cached))
+
+    async def _reload(self, tenant_id: int, now: float, previous: _Account | None) -> _Account:
+        account = await self._load(tenant_id, now, previous)
         self._accounts[tenant_id] = account
         return account
 

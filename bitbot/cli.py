@@ -7,7 +7,7 @@ import asyncio
 import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -55,13 +55,26 @@ SERVICE_REQUIREMENTS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        asyncio.run(args.handler(args))
+        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+            runner.run(args.handler(args))
     except BitBotError as error:
         print(f"bitbot: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (Linux, macOS): less CPU per event for every service.
+    ``BITBOT_EVENT_LOOP=asyncio`` keeps the standard loop."""
+    if os.environ.get("BITBOT_EVENT_LOOP", "uvloop") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _parser() -> argparse.ArgumentParser:

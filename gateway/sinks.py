@@ -17,7 +17,8 @@ TEST_SINK_TTL_S = 600
 
 
 class ReplySink(Protocol):
-    async def typing(self, event: ChatEvent) -> None: ...
+    def typing(self, event: ChatEvent) -> None:
+        """Show "typing" in the chat, best effort: returns at once, never waits for the network."""
 
     async def deliver(self, event: ChatEvent, reply: ProviderReply) -> int:
         """Send the reply; the number of messages sent."""
@@ -32,9 +33,9 @@ class ChatSink:
         self._coalescer = coalescer
         self._api_version = api_version
 
-    async def typing(self, event: ChatEvent) -> None:
+    def typing(self, event: ChatEvent) -> None:
         call = typing_call(event, self._api_version)
-        await self._client.notify(call.method, call.params)
+        self._coalescer.notify(call.method, call.params)
 
     async def deliver(self, event: ChatEvent, reply: ProviderReply) -> int:
         return await self._send(reply_calls(event, reply, self._api_version))
@@ -55,7 +56,7 @@ class TestChatSink:
         self._redis: Any = redis
         self._key = key
 
-    async def typing(self, event: ChatEvent) -> None:
+    def typing(self, event: ChatEvent) -> None:
         return None
 
     async def deliver(self, event: ChatEvent, reply: ProviderReply) -> int:

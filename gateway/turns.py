@@ -8,7 +8,6 @@ gets the bot's fallback text, the details go to the log and the dead-letter entr
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -148,12 +147,9 @@ class Turns:
     async def _ask(
         self, sink: ReplySink, event: ChatEvent, profile: BotProfile, request: TurnRequest
     ) -> ProviderReply:
-        # "Typing" goes out alongside the provider call, never ahead of it or after the answer.
-        typing = asyncio.create_task(sink.typing(event))
-        try:
-            return await self._call_provider(profile, request)
-        finally:
-            await _settle(typing)
+        # "Typing" leaves with the portal's next batch, ahead of the answer (the same queue).
+        sink.typing(event)
+        return await self._call_provider(profile, request)
 
     async def _request(
         self,
@@ -253,13 +249,6 @@ class Turns:
             return
         items = [{"text": b.text, "value": b.value} for b in reply.buttons]
         await self._redis.set(key, json.dumps(items), ex=DONE_TTL_S)
-
-
-async def _settle(task: asyncio.Task[None]) -> None:
-    try:
-        await task
-    except Exception:  # a typing indicator that failed changes nothing about the answer
-        log.debug("typing indicator failed", exc_info=True)
 
 
 def _buttons(raw: bytes | None) -> list[Button]:

@@ -210,14 +210,52 @@ async def test_typing_is_dropped_when_the_budget_is_spent(
 ) -> None:
     portal = bitrix24.add_portal("acme.bitrix24.com")
     client = Bitrix24Client(await installed(services, portal, clock), services, Budget(2, 5))
+    coalescer = Coalescer(client)
     for _ in range(3):
         await client.call("user.admin")
     bot = portal.add_v1_bot("support", "https://bitbot.example.com/b24/events")
     typing = {"BOT_ID": bot.id, "DIALOG_ID": "chat7"}
-    assert await client.notify("imbot.chat.sendTyping", typing) is False
+    coalescer.notify("imbot.chat.sendTyping", typing)
+    await settled(coalescer)
+    assert portal.calls_of("imbot.chat.sendTyping") == []
     clock.fake.advance(5)
-    assert await client.notify("imbot.chat.sendTyping", typing) is True
+    coalescer.notify("imbot.chat.sendTyping", typing)
+    await settled(coalescer)
     assert len(portal.calls_of("imbot.chat.sendTyping")) == 1
+
+
+async def test_typing_rides_in_the_batch_ahead_of_the_answers(
+    services: Services, bitrix24: FakeBitrix24, clock: SteppedClock
+) -> None:
+    portal = bitrix24.add_portal("acme.bitrix24.com")
+    bot = portal.add_v1_bot("support", "https://bitbot.example.com/b24/events")
+    coalescer = Coalescer(Bitrix24Client(await installed(services, portal, clock), services))
+    for chat in range(30):
+        coalescer.notify("imbot.chat.sendTyping", {"BOT_ID": bot.id, "DIALOG_ID": f"chat{chat}"})
+    # A typing call that fails (an unknown bot) changes nothing for the answers beside it.
+    coalescer.notify("imbot.chat.sendTyping", {"BOT_ID": 999, "DIALOG_ID": "chat1"})
+    answers = [
+        coalescer.call(
+            "imbot.message.add", {"BOT_ID": bot.id, "DIALOG_ID": f"chat{c}", "MESSAGE": "hi"}
+        )
+        for c in range(30)
+    ]
+    assert len(await asyncio.gather(*answers)) == 30
+    await settled(coalescer)
+
+    # 61 calls queued before the first left: two requests of 50 and 11, in the order queued.
+    assert [c.method for c in portal.calls if c.batch_key is None] == ["batch", "batch"]
+    inner = [c.method for c in portal.calls if c.batch_key is not None]
+    assert inner == ["imbot.chat.sendTyping"] * 31 + ["imbot.message.add"] * 30
+    assert all(len(portal.messages_to(f"chat{c}")) == 1 for c in range(30))
+
+
+async def settled(coalescer: Coalescer) -> None:
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if not coalescer.busy:
+            return
+    raise AssertionError("the coalescer kept working")
 
 
 @pytest.mark.parametrize(

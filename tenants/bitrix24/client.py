@@ -34,8 +34,9 @@ from tenants.bitrix24.limiter import Budget, PortalLimiter
 from tenants.bitrix24.oauth import OAuthServer
 from tenants.bitrix24.phpform import encode
 from tenants.clock import Clock
-from tenants.metrics import BITRIX24_CALLS, RATE_LIMIT_HITS, TOKEN_REFRESHES, TYPING_DROPPED
+from tenants.metrics import BITRIX24_CALLS, RATE_LIMIT_HITS, TOKEN_REFRESHES
 from tenants.netguard import HostGuard
+from tenants.singleflight import SingleFlight
 from tenants.store import Tenant, TenantStore, TenantUpdates, TokenPair
 
 MAX_BATCH = 50
@@ -79,6 +80,8 @@ class Bitrix24Client:
         self._s = services
         self.budget = budget or Budget()
         self._tokens: TokenPair | None = None
+        # Many turns of one portal start at once: the first loads the tokens, the others wait.
+        self._loading: SingleFlight[int, TokenPair | None] = SingleFlight()
 
     @property
     def member_id(self) -> str:
@@ -96,16 +99,9 @@ class Bitrix24Client:
         await self.reserve()
         return (await self._post(Call(method, params or {}), access_token))["result"]
 
-    async def notify(self, method: str, params: dict[str, Any]) -> bool:
-        """Best effort (typing indicators): dropped, not queued, when the budget is tight."""
-        if not await self._s.limiter.acquire(self.member_id, self.budget, best_effort=True):
-            TYPING_DROPPED.inc()
-            return False
-        try:
-            await self.send_reserved(Call(method, params))
-        except Bitrix24Error:
-            return False
-        return True
+    async def try_reserve(self) -> bool:
+        """Take the portal's budget only if there is room now (best-effort calls)."""
+        return await self._s.limiter.acquire(self.member_id, self.budget, best_effort=True)
 
     async def batch(self, calls: list[Call], halt: bool = False) -> list[Any]:
         """Run up to 50 calls as one request; each item is a result or a Bitrix24Error."""
@@ -151,7 +147,9 @@ class Bitrix24Client:
 
     async def _current_tokens(self) -> TokenPair:
         if self._tokens is None:
-            self._tokens = await self._s.store.tokens(self._tenant.id)
+            self._tokens = await self._loading.run(
+                self._tenant.id, lambda: self._s.store.tokens(self._tenant.id)
+            )
         if self._tokens is None:
             raise ReinstallRequired("NO_TOKENS", "the portal has no stored tokens")
         if self._tokens.expires_at.timestamp() <= self._s.clock.now():

@@ -269,9 +269,17 @@ def _batch(portal: Portal, params: Params, token: str) -> Any:
     }
 
 
+def _php_lists(node: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out[key] = php_array(_php_lists(value)) if isinstance(value, dict) and value else value
+    return out
+
+
 def _parse_command(command: str, token: str) -> tuple[str, Params]:
     """``"imbot.message.add?BOT_ID=1&DIALOG_ID=chat7"`` → method and PHP-parsed parameters."""
     raw_method, _, query = command.partition("?")
-    params = parse_query(query)
+    # PHP sees ``A[0]=x&A[1]=y`` as the same array a JSON body's ``"A": ["x", "y"]`` gives.
+    params = _php_lists(parse_query(query))
     params.setdefault("auth", token)
     return _method_name(raw_method), params
