@@ -1,7 +1,10 @@
 """Usage metering: counted in Redis on the hot path, flushed to ``usage_daily`` exactly once.
 
-Hot path: one MULTI of ``HINCRBY bitbot:usage:{tenant}:{yyyymmdd}`` per counter plus ``SADD`` of
-that key to ``bitbot:usage:dirty``. HINCRBY is atomic, so concurrent workers never lose counts.
+Hot path: ``HINCRBY bitbot:usage:{tenant}:{yyyymmdd}`` per counter, then ``SADD`` of that key to
+``bitbot:usage:dirty``, sent in order in one pipeline shared with concurrent turns. HINCRBY is
+atomic, so concurrent workers never lose counts. The pair need not be atomic: a claim (below) that
+runs between them takes the increment with the hash, and the SADD then names a key that no longer
+exists, which the next claim skips.
 
 Flush, crash-safe and idempotent:
 
@@ -34,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from billing.schema import USAGE_FIELDS, usage_daily, usage_flushes
 from billing.seam import TurnUsage
+from tenants.autopipe import AutoPipeline
 from tenants.clock import Clock, SystemClock
 
 PREFIX = "bitbot:usage:"
@@ -93,6 +97,7 @@ class Meter:
         self._engine = engine
         self._clock = clock or SystemClock()
         self._claim: Any = redis.register_script(_CLAIM)
+        self._batched = AutoPipeline(redis)
 
     def today(self) -> date:
         return datetime.fromtimestamp(self._clock.now(), UTC).date()
@@ -103,11 +108,8 @@ class Meter:
         if not counts:
             return
         key = live_key(tenant_id, self.today())
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for name, amount in counts.items():
-                pipe.hincrby(key, name, amount)
-            pipe.sadd(DIRTY, key)
-            await pipe.execute()
+        commands: list[tuple[Any, ...]] = [("HINCRBY", key, n, a) for n, a in counts.items()]
+        await self._batched.call_many([*commands, ("SADD", DIRTY, key)])
 
     async def flush(self) -> int:
         """Move every pending count to the database; returns how many hashes were applied."""

@@ -1,8 +1,9 @@
-"""Provider connections spread over several pools.
+"""Bitrix24 portal connections spread over several pools.
 
 httpcore's pool looks at every connection it holds whenever a request starts or ends, so one pool
-with thousands of open streams (slow flows, one stream per turn) spends its time scanning. Each
-conversation uses the pool its session key hashes to; a pool keeps its keep-alive connections.
+with connections to thousands of portals spends its time scanning. Each portal uses the pool its
+member id hashes to; a pool keeps its keep-alive connections.
+The pools share one TLS context: building one reads the whole CA bundle.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import zlib
 
 import httpx2
 
-SHARDS = 32
-PER_SHARD = httpx2.Limits(max_connections=512, max_keepalive_connections=32)
+SHARDS = 128
+PER_SHARD = httpx2.Limits(max_connections=256, max_keepalive_connections=16)
 
 
 class ClientShards:
     def __init__(self, count: int = SHARDS, limits: httpx2.Limits = PER_SHARD) -> None:
+        tls = httpx2.create_ssl_context()
         self._clients = [
-            httpx2.AsyncClient(headers={"User-Agent": "BitBot"}, limits=limits)
+            httpx2.AsyncClient(headers={"User-Agent": "BitBot"}, limits=limits, verify=tls)
             for _ in range(count)
         ]
 

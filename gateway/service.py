@@ -19,6 +19,7 @@ from gateway.httpshards import ClientShards
 from gateway.intake import intake_routes
 from gateway.leases import ShardLeases
 from gateway.portals import PortalClients
+from gateway.providers.http import ProviderHttp
 from gateway.providers.sessions import RedisSessions
 from gateway.tenantcache import TenantCache
 from gateway.turns import RetryPolicy, Turns
@@ -53,9 +54,11 @@ def build_worker(
     retry: RetryPolicy | None = None,
     grace_s: float = 60.0,
     read_block_ms: int = 1000,
-    provider_clients: ClientShards | None = None,
+    providers: ProviderHttp,
+    portal_clients: ClientShards | None = None,
 ) -> Worker:
-    """``http`` carries Bitrix24 calls (and provider calls unless ``provider_clients`` is set)."""
+    """``http`` carries Bitrix24 calls (spread over ``portal_clients`` if set), ``providers``
+    the calls to Dify and Typebot."""
     clock = clock or SystemClock()
     services = build_services(runtime, http, clock)
     bots = BotDirectory(runtime.engine, runtime.vault)
@@ -64,7 +67,7 @@ def build_worker(
         store=services.store,
         billing=billing or UnlimitedPlan(),
         buckets=Buckets(runtime.redis, clock),
-        http=provider_clients.pick if provider_clients else lambda _: http,
+        http=providers,
         sessions=RedisSessions(runtime.redis),
         redis=runtime.redis,
         clock=clock,
@@ -82,7 +85,7 @@ def build_worker(
         turns=turns,
         bots=bots,
         store=services.store,
-        portals=PortalClients(services, provider_clients),
+        portals=PortalClients(services, portal_clients),
         runtime=runtime,
         grace_s=grace_s,
         read_block_ms=read_block_ms,
@@ -94,7 +97,7 @@ BITRIX24_LIMITS = httpx2.Limits(max_connections=512, max_keepalive_connections=1
 
 
 async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
-    providers = ClientShards()
+    providers, portal_clients = ProviderHttp(), ClientShards()
     try:
         async with httpx2.AsyncClient(
             headers={"User-Agent": "BitBot"}, limits=BITRIX24_LIMITS
@@ -108,7 +111,9 @@ async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
                 )
             )
             billing = build_billing(runtime, http, clock)
-            worker = build_worker(runtime, http, provider_clients=providers, billing=billing)
+            worker = build_worker(
+                runtime, http, providers=providers, portal_clients=portal_clients, billing=billing
+            )
             try:
                 await worker.run(stop)
             finally:
@@ -116,3 +121,4 @@ async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
                 await jobs  # the last flush of metered usage
     finally:
         await providers.aclose()
+        await portal_clients.aclose()

@@ -11,22 +11,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
 from redis.asyncio import Redis
 
 from billing import Billing, Deny, TurnUsage
 from gateway.dialogs import Work
 from gateway.model import ChatEvent
-from gateway.providers import provider_for
+from gateway.providers import ProviderHttp, provider_for
 from gateway.providers.base import Button, ProviderConfig, ProviderReply, Sessions, TurnRequest
 from gateway.providers.errors import ProviderError, ProviderUnavailable
 from gateway.render import resolve_choice
 from gateway.sinks import ReplySink
 from gateway.variables import build_inputs, build_query
+from tenants.autopipe import AutoPipeline
 from tenants.bitrix24 import Bitrix24Error
 from tenants.bots import BotDirectory, BotProfile
 from tenants.buckets import Buckets, Rate
@@ -70,7 +69,7 @@ class Turns:
         store: TenantStore,
         billing: Billing,
         buckets: Buckets,
-        http: Callable[[str], httpx2.AsyncClient],
+        http: ProviderHttp,
         sessions: Sessions,
         redis: Redis,
         clock: Clock,
@@ -83,6 +82,7 @@ class Turns:
         self._http = http
         self._sessions = sessions
         self._redis: Any = redis
+        self._batched = AutoPipeline(redis)  # the per-turn reads and writes of concurrent turns
         self._clock = clock
         self._retry = retry or RetryPolicy()
 
@@ -95,8 +95,8 @@ class Turns:
             log.info("event for unknown bot %s of tenant %s dropped", event.bot_id, tenant.id)
             return TurnOutcome()
         choices_key = f"{_session_key(tenant.member_id, event)}:choices"
-        *answered, raw_choices = await self._redis.mget(
-            [*(_done_key(tenant.id, work.event) for work in works), choices_key]
+        *answered, raw_choices = await self._batched.call(
+            "MGET", *(_done_key(tenant.id, work.event) for work in works), choices_key
         )
         fresh = [work for work, done in zip(works, answered, strict=True) if not done]
         if not fresh:
@@ -182,9 +182,7 @@ class Turns:
         )
 
     async def _call_provider(self, profile: BotProfile, request: TurnRequest) -> ProviderReply:
-        provider = provider_for(
-            profile.provider_type, self._http(request.session_key), self._sessions
-        )
+        provider = provider_for(profile.provider_type, self._http, self._sessions)
         config = ProviderConfig(
             type=profile.provider_type,
             base_url=profile.base_url,
@@ -237,10 +235,9 @@ class Turns:
             await self._clock.sleep(wait)
 
     async def _mark_done(self, tenant_id: int, works: list[Work]) -> None:
-        pipeline = self._redis.pipeline(transaction=False)
-        for work in works:
-            pipeline.set(_done_key(tenant_id, work.event), "1", ex=DONE_TTL_S)
-        await pipeline.execute()
+        await self._batched.call_many(
+            [("SET", _done_key(tenant_id, work.event), "1", "EX", DONE_TTL_S) for work in works]
+        )
 
     async def _remember_choices(self, session_key: str, reply: ProviderReply) -> None:
         key = f"{session_key}:choices"

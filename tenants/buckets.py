@@ -3,11 +3,14 @@ BitBot's own per-tenant and per-dialog event limits use the same mechanism."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
+from tenants.autopipe import AutoPipeline
 from tenants.clock import Clock
 
 # KEYS[1] bucket; ARGV now, rate (per second), burst, best_effort (1 = do not queue).
@@ -74,7 +77,8 @@ class Buckets:
         self._redis = redis
         self._clock = clock
         self._take: Any = redis.register_script(_TAKE)
-        self._take_all: Any = redis.register_script(_TAKE_ALL)
+        self._take_all_sha = hashlib.sha1(_TAKE_ALL.encode()).hexdigest()  # noqa: S324 - Redis's id
+        self._batched = AutoPipeline(redis)
 
     async def reserve(self, key: str, rate: Rate, best_effort: bool = False) -> float:
         """Take a place in ``key``'s bucket: the seconds until it is ours, or -1 if refused."""
@@ -88,7 +92,13 @@ class Buckets:
         args: list[float] = [self._clock.now()]
         for _, rate in wanted:
             args += [rate.per_second, rate.burst]
-        return float(await self._take_all(keys=[key for key, _ in wanted], args=args))
+        keys = [key for key, _ in wanted]
+        command = ("EVALSHA", self._take_all_sha, len(keys), *keys, *args)
+        try:
+            return float(await self._batched.call(*command))
+        except NoScriptError:  # a restarted or flushed Redis: load the script, then run it
+            await self._redis.script_load(_TAKE_ALL)
+            return float(await self._batched.call(*command))
 
     async def fill(self, key: str, rate: Rate) -> None:
         """Mark the bucket full now, so every process backs off."""

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from tenants import metrics
+from tenants.autopipe import AutoPipeline
 from tenants.errors import VaultError
 from tenants.vault import Vault, tenant_context
 
@@ -86,6 +87,7 @@ class Queue:
         self._redis: Any = redis
         self._vault = vault
         self.shards = shards
+        self._batched = AutoPipeline(redis)
 
     async def ensure_groups(self) -> None:
         for shard in range(self.shards):
@@ -163,10 +165,13 @@ class Queue:
         return {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
 
     async def ack(self, delivery: Delivery) -> None:
-        pipeline = self._redis.pipeline(transaction=False)
-        pipeline.xack(delivery.stream, GROUP, delivery.entry_id)
-        pipeline.xdel(delivery.stream, delivery.entry_id)
-        await pipeline.execute()
+        """Acknowledge and delete; acks of concurrent turns leave in one pipeline."""
+        await self._batched.call_many(
+            [
+                ("XACK", delivery.stream, GROUP, delivery.entry_id),
+                ("XDEL", delivery.stream, delivery.entry_id),
+            ]
+        )
 
     async def dead_letter(self, delivery: Delivery, reason: str, summary: str) -> str:
         """Move an entry out of the queue for good; the operator can replay it later."""

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from billing import Billing
 from gateway import build_worker, create_gateway_app
 from gateway.httpshards import ClientShards
+from gateway.providers import ProviderHttp
 from gateway.service import BITRIX24_LIMITS
 from gateway.turns import RetryPolicy
 from gateway.worker import Worker
@@ -48,7 +49,8 @@ class Stack:
     typebot_url: str
     gateway_url: str
     http: httpx2.AsyncClient
-    provider_clients: ClientShards = field(default_factory=ClientShards)
+    providers: ProviderHttp
+    portal_clients: ClientShards = field(default_factory=ClientShards)
     workers: list[tuple[Worker, asyncio.Event, asyncio.Task[None]]] = field(default_factory=list)
     billing: Billing | None = None
 
@@ -61,7 +63,8 @@ class Stack:
             self.runtime,
             self.http,
             clock=clock,
-            provider_clients=self.provider_clients,
+            providers=self.providers,
+            portal_clients=self.portal_clients,
             billing=self.billing,
             retry=FAST_RETRY,
             grace_s=grace_s,
@@ -203,12 +206,16 @@ async def pipeline_stack(backend: Backend, tmp_path: Path) -> AsyncIterator[Stac
         await upgrade(runtime.engine)
         http = await exits.enter_async_context(httpx2.AsyncClient(limits=BITRIX24_LIMITS))
         gateway_url = await exits.enter_async_context(serve(create_gateway_app(runtime)))
-        stack = Stack(runtime, cloud, dify, dify_url, typebot, typebot_url, gateway_url, http)
+        providers = ProviderHttp()
+        exits.push_async_callback(providers.aclose)
+        stack = Stack(
+            runtime, cloud, dify, dify_url, typebot, typebot_url, gateway_url, http, providers
+        )
         try:
             yield stack
         finally:
             await stack.stop_workers()
-            await stack.provider_clients.aclose()
+            await stack.portal_clients.aclose()
 
 
 __all__ = ["DifyApp", "Stack", "Typebot", "pipeline_stack", "replies", "until"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ import httpx2
 import pytest
 
 from gateway import build_worker
+from gateway.providers import ProviderHttp
 from gateway.turns import RetryPolicy
 from tenants.runtime import Runtime
 from tests.conftest import SteppedClock
@@ -34,6 +36,14 @@ def echo(run: Any) -> str:
     return f"You said: {run.query}"
 
 
+@asynccontextmanager
+async def aclosing_providers(providers: ProviderHttp) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await providers.aclose()
+
+
 @pytest.fixture
 async def world(
     b24_runtime: Runtime, bitrix24: FakeBitrix24, http: httpx2.AsyncClient, clock: SteppedClock
@@ -43,9 +53,13 @@ async def world(
     app = dify.add_app(DifyApp(api_key="app-1", answer=echo, form=form))
     question = Step([TextBubble("Tea or coffee?")], ChoiceInput([Choice("Tea"), Choice("Coffee")]))
     typebot.add_typebot(Typebot("drinks", [question, Step([TextBubble("Enjoy!")])]))
-    worker = build_worker(b24_runtime, http, retry=RetryPolicy(1, 0.01, 1.0), read_block_ms=20)
+    providers = ProviderHttp()
+    worker = build_worker(
+        b24_runtime, http, providers=providers, retry=RetryPolicy(1, 0.01, 1.0), read_block_ms=20
+    )
     stop = asyncio.Event()
     async with (
+        aclosing_providers(providers),
         serve(dify.asgi) as dify_url,
         serve(typebot.asgi) as typebot_url,
         admin_app(b24_runtime, http, clock) as url,

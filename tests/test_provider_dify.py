@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import fakeredis
-import httpx2
 import pytest
 
 from gateway.providers import (
@@ -16,6 +15,7 @@ from gateway.providers import (
     ProviderConfig,
     ProviderError,
     ProviderFailed,
+    ProviderHttp,
     ProviderRejected,
     ProviderUnavailable,
     RedisSessions,
@@ -65,9 +65,12 @@ async def base_url(dify: FakeDify) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient() as client:
+async def http() -> AsyncIterator[ProviderHttp]:
+    client = ProviderHttp()
+    try:
         yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture
@@ -81,12 +84,12 @@ def forms() -> DifyForms:
 
 
 @pytest.fixture
-def chatflow(http: httpx2.AsyncClient, sessions: RedisSessions, forms: DifyForms) -> DifyChatflow:
+def chatflow(http: ProviderHttp, sessions: RedisSessions, forms: DifyForms) -> DifyChatflow:
     return DifyChatflow(http, sessions, forms=forms)
 
 
 @pytest.fixture
-def workflow(http: httpx2.AsyncClient, sessions: RedisSessions, forms: DifyForms) -> DifyWorkflow:
+def workflow(http: ProviderHttp, sessions: RedisSessions, forms: DifyForms) -> DifyWorkflow:
     return DifyWorkflow(http, sessions, forms=forms)
 
 
@@ -326,7 +329,7 @@ async def test_dropped_connection_is_unavailable(
 
 
 async def test_silent_provider_hits_the_read_timeout(
-    http: httpx2.AsyncClient, sessions: RedisSessions, dify: FakeDify, base_url: str
+    http: ProviderHttp, sessions: RedisSessions, dify: FakeDify, base_url: str
 ) -> None:
     dify.apps[CHAT_KEY].delay = 1.0
     adapter = DifyChatflow(http, sessions, read_timeout_s=0.2, forms=DifyForms())
@@ -338,7 +341,7 @@ async def test_silent_provider_hits_the_read_timeout(
 
 
 async def test_pings_keep_the_stream_alive_until_the_turn_cap(
-    http: httpx2.AsyncClient, sessions: RedisSessions, dify: FakeDify, base_url: str
+    http: ProviderHttp, sessions: RedisSessions, dify: FakeDify, base_url: str
 ) -> None:
     app = dify.apps[CHAT_KEY]
     app.delay, app.ping_interval = 1.5, 0.1
@@ -353,7 +356,7 @@ async def test_pings_keep_the_stream_alive_until_the_turn_cap(
 
 
 async def test_slow_answer_within_limits_arrives_thanks_to_pings(
-    http: httpx2.AsyncClient, sessions: RedisSessions, dify: FakeDify, base_url: str
+    http: ProviderHttp, sessions: RedisSessions, dify: FakeDify, base_url: str
 ) -> None:
     app = dify.apps[CHAT_KEY]
     app.delay, app.ping_interval = 0.6, 0.1
@@ -466,7 +469,7 @@ def assert_clean(error: BaseException) -> None:
 
 
 def test_provider_table_maps_each_type_to_its_adapter(
-    http: httpx2.AsyncClient, sessions: RedisSessions
+    http: ProviderHttp, sessions: RedisSessions
 ) -> None:
     assert isinstance(provider_for("dify_chatflow", http, sessions), DifyChatflow)
     assert isinstance(provider_for("dify_workflow", http, sessions), DifyWorkflow)

@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import Any
 
 import fakeredis
-import httpx2
 import pytest
 
 from gateway.providers import (
@@ -20,6 +19,7 @@ from gateway.providers import (
     TurnRequest,
     TypebotAdapter,
 )
+from gateway.providers.http import ProviderHttp
 from gateway.providers.typebot import chat_reply, flatten_rich_text
 from tests.fakes.provider_wire import RecordedRequest
 from tests.fakes.server import serve
@@ -72,9 +72,12 @@ async def viewer(typebot: FakeTypebot) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient() as client:
+async def http() -> AsyncIterator[ProviderHttp]:
+    client = ProviderHttp()
+    try:
         yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture
@@ -83,7 +86,7 @@ def sessions() -> RedisSessions:
 
 
 @pytest.fixture
-def adapter(http: httpx2.AsyncClient, sessions: RedisSessions) -> TypebotAdapter:
+def adapter(http: ProviderHttp, sessions: RedisSessions) -> TypebotAdapter:
     return TypebotAdapter(http, sessions)
 
 
@@ -313,7 +316,7 @@ async def test_missing_start_url_is_rejected(adapter: TypebotAdapter, viewer: st
 
 
 async def test_slow_typebot_hits_the_read_timeout(
-    http: httpx2.AsyncClient, sessions: RedisSessions, typebot: FakeTypebot, viewer: str
+    http: ProviderHttp, sessions: RedisSessions, typebot: FakeTypebot, viewer: str
 ) -> None:
     typebot.typebots["survey"].delay = 1.0
     slow = TypebotAdapter(http, sessions, read_timeout_s=0.2)
@@ -342,7 +345,7 @@ SECRET_VALUE = "Walrus-9913-private"
     ],
 )
 async def test_errors_never_carry_the_key_or_an_input(
-    http: httpx2.AsyncClient,
+    http: ProviderHttp,
     sessions: RedisSessions,
     typebot: FakeTypebot,
     viewer: str,

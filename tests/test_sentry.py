@@ -19,7 +19,7 @@ from gateway.providers.base import ProviderConfig, ProviderReply, TurnRequest
 from tenants.sentry import init_sentry, scrub_event
 from tenants.settings import Settings
 from tests.conftest import B24_SECRET, HASH_KEY, KEY_A, Backend
-from tests.fakes.bitrix24 import message_add
+from tests.fakes.bitrix24 import Portal, message_add
 from tests.log_capture import captured_logs
 from tests.pipeline_stack import Stack, pipeline_stack, until
 
@@ -129,7 +129,15 @@ async def test_an_error_in_a_request_is_reported_without_secrets(
 class CarelessProvider:
     """A provider that puts everything it knows into Sentry, then crashes."""
 
+    def __init__(self, portal: Portal) -> None:
+        self.portal = portal
+
+    def _typing_shown(self) -> bool:
+        return any(c.error is None for c in self.portal.calls_of("imbot.chat.sendTyping"))
+
     async def run(self, config: ProviderConfig, request: TurnRequest) -> ProviderReply:
+        # "Typing" leaves first, and its expired token is refreshed: that URL is a breadcrumb.
+        await until(self._typing_shown, what="typing")
         sentry_sdk.set_context("turn", {"inputs": request.inputs, "query": request.query})
         sentry_sdk.set_extra("provider", {"api_key": config.api_key, "MESSAGE": request.query})
         sentry_sdk.add_breadcrumb(
@@ -147,8 +155,8 @@ class CarelessProvider:
 async def test_a_crashed_worker_turn_is_reported_without_secrets_or_chat_text(
     stack: Stack, sentry: CaptureTransport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gateway.turns.provider_for", lambda *_: CarelessProvider())
     portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    monkeypatch.setattr("gateway.turns.provider_for", lambda *_: CarelessProvider(portal))
     bot = portal.add_v1_bot("support", stack.events_url)
     tenant = await stack.install(portal)
     await stack.add_bot(tenant, bot, api_key=DIFY_KEY, pass_tokens=True)

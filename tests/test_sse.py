@@ -1,38 +1,56 @@
-"""The SSE reader on byte streams cut at awkward places, and on a connection that breaks."""
+"""The SSE reader over real HTTP: byte streams cut at awkward places, connections that break."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import Sequence
+from typing import Literal
 
-import httpx2
 import pytest
 
 from gateway.providers.errors import ProviderUnavailable
-from gateway.providers.sse import ServerSentEvent, read_events
+from gateway.providers.http import ProviderHttp, Timeouts
+from gateway.providers.sse import ServerSentEvent, parse_events
+
+Ending = Literal["end", "cut", "stall"]
 
 
-class Chunks(httpx2.AsyncByteStream):
-    def __init__(self, chunks: Sequence[bytes], error: Exception | None = None) -> None:
-        self.chunks = chunks
-        self.error = error
+async def events(chunks: Sequence[bytes], ending: Ending = "end") -> list[ServerSentEvent]:
+    """Serve ``chunks`` as separate HTTP chunks (each written on its own), then end the body,
+    cut the connection, or go silent; read them back through the provider HTTP client."""
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
-        if self.error is not None:
-            raise self.error
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        for chunk in chunks:
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        if ending == "end":
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        elif ending == "stall":
+            await asyncio.sleep(2)
+        writer.close()
 
-
-async def events(chunks: Sequence[bytes], error: Exception | None = None) -> list[ServerSentEvent]:
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        headers = {"content-type": "text/event-stream"}
-        return httpx2.Response(200, headers=headers, stream=Chunks(chunks, error))
-
-    async with (
-        httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http,
-        http.stream("POST", "http://dify.test/v1/chat-messages") as response,
-    ):
-        return [event async for event in read_events(response, provider="Dify")]
+    server = await asyncio.start_server(respond, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    http = ProviderHttp()
+    try:
+        async with http.stream(
+            "POST",
+            f"http://127.0.0.1:{port}/v1/chat-messages",
+            provider="Dify",
+            timeouts=Timeouts(connect_s=2, read_s=0.3),
+            json_body={},
+        ) as response:
+            return [event async for event in parse_events(response.lines(), provider="Dify")]
+    finally:
+        await http.aclose()
+        server.close()
 
 
 async def test_data_lines_dispatch_on_blank_lines() -> None:
@@ -70,17 +88,10 @@ async def test_unterminated_last_event_is_discarded() -> None:
     assert await events([b"data: done\n\ndata: half"]) == [ServerSentEvent(data="done")]
 
 
-@pytest.mark.parametrize(
-    ("error", "code"),
-    [
-        (httpx2.RemoteProtocolError("incomplete chunked read"), "connection_error"),
-        (httpx2.ReadError("connection reset"), "connection_error"),
-        (httpx2.ReadTimeout("no data"), "timeout"),
-    ],
-)
-async def test_cut_connection_is_unavailable(error: Exception, code: str) -> None:
+@pytest.mark.parametrize(("ending", "code"), [("cut", "connection_error"), ("stall", "timeout")])
+async def test_cut_or_stalled_connection_is_unavailable(ending: Ending, code: str) -> None:
     with pytest.raises(ProviderUnavailable) as caught:
-        await events([b"data: one\n\ndata: tw"], error)
+        await events([b"data: one\n\ndata: tw"], ending)
 
     assert caught.value.code == code
     assert "Dify" in str(caught.value)

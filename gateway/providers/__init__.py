@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import httpx2
-
 from gateway.providers.base import (
     Button,
     Provider,
@@ -24,6 +22,7 @@ from gateway.providers.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
+from gateway.providers.http import ProviderHttp
 from gateway.providers.sessions import RedisSessions
 from gateway.providers.typebot import TypebotAdapter
 
@@ -37,6 +36,7 @@ __all__ = [
     "ProviderConfig",
     "ProviderError",
     "ProviderFailed",
+    "ProviderHttp",
     "ProviderRejected",
     "ProviderReply",
     "ProviderUnavailable",
@@ -48,7 +48,7 @@ __all__ = [
     "provider_for",
 ]
 
-AdapterFactory = Callable[[httpx2.AsyncClient, Sessions], Provider]
+AdapterFactory = Callable[[ProviderHttp, Sessions], Provider]
 
 ADAPTERS: Mapping[str, AdapterFactory] = {
     "dify_chatflow": DifyChatflow,
@@ -57,7 +57,7 @@ ADAPTERS: Mapping[str, AdapterFactory] = {
 }
 
 
-def provider_for(type: str, http: httpx2.AsyncClient, sessions: Sessions) -> Provider:
+def provider_for(type: str, http: ProviderHttp, sessions: Sessions) -> Provider:
     adapter = ADAPTERS.get(type)
     if adapter is None:
         raise ProviderRejected(f"unknown provider type {type!r}", code="unknown_provider")

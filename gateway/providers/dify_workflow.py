@@ -18,8 +18,6 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx2
-
 from gateway.providers.base import ProviderConfig, ProviderReply, Sessions, TurnRequest, Usage
 from gateway.providers.errors import (
     InputTooLong,
@@ -28,7 +26,8 @@ from gateway.providers.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from gateway.providers.sse import read_events, transport_errors
+from gateway.providers.http import ProviderHttp, Timeouts
+from gateway.providers.sse import parse_events
 from tenants.singleflight import SingleFlight
 
 JSON = dict[str, Any]
@@ -161,7 +160,7 @@ class DifyAdapter(ABC):
 
     def __init__(
         self,
-        http: httpx2.AsyncClient,
+        http: ProviderHttp,
         sessions: Sessions,
         *,
         connect_timeout_s: float = 10.0,
@@ -171,9 +170,7 @@ class DifyAdapter(ABC):
     ) -> None:
         self._http = http
         self._sessions = sessions
-        self._timeout = httpx2.Timeout(
-            read_timeout_s, connect=connect_timeout_s, pool=connect_timeout_s
-        )
+        self._timeouts = Timeouts(connect_s=connect_timeout_s, read_s=read_timeout_s)
         self._turn_timeout_s = turn_timeout_s
         self._forms = forms or _SHARED_FORMS
 
@@ -203,36 +200,37 @@ class DifyAdapter(ABC):
         return await _FETCHING.run(_app_key(config), lambda: self._download_form(config))
 
     async def _download_form(self, config: ProviderConfig) -> Form:
-        with transport_errors(DIFY):
-            response = await self._http.get(
-                _url(config, "/parameters"), headers=_headers(config), timeout=self._timeout
-            )
-        if response.status_code != 200:
-            raise dify_error(response.status_code, _json_body(response))
-        form = parse_form(_json_body(response))
+        answer = await self._http.send(
+            "GET",
+            _url(config, "/parameters"),
+            provider=DIFY,
+            timeouts=self._timeouts,
+            headers=_headers(config),
+        )
+        if answer.status != 200:
+            raise dify_error(answer.status, answer.json())
+        form = parse_form(answer.json())
         self._forms.store(config, form)
         return form
 
     async def _stream(self, config: ProviderConfig, path: str, body: JSON, sink: EventSink) -> None:
         url, headers = _url(config, path), _headers(config)
-        with transport_errors(DIFY):
-            async with self._http.stream(
-                "POST", url, json=body, headers=headers, timeout=self._timeout
-            ) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    error = dify_error(response.status_code, _json_body(response))
-                    if isinstance(error, InputTooLong) or error.code == "input_required":
-                        self._forms.forget(config)  # the cached form is stale
-                    raise error
-                if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                    raise ProviderRejected(
-                        "Dify answered without an event stream; check the base URL",
-                        code="not_event_stream",
-                    )
-                async with aclosing(read_events(response, provider=DIFY)) as messages:
-                    async for message in messages:
-                        sink.feed(_checked_event(message.data))
+        async with self._http.stream(
+            "POST", url, provider=DIFY, timeouts=self._timeouts, json_body=body, headers=headers
+        ) as response:
+            if response.status != 200:
+                error = dify_error(response.status, (await response.read()).json())
+                if isinstance(error, InputTooLong) or error.code == "input_required":
+                    self._forms.forget(config)  # the cached form is stale
+                raise error
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                raise ProviderRejected(
+                    "Dify answered without an event stream; check the base URL",
+                    code="not_event_stream",
+                )
+            async with aclosing(parse_events(response.lines(), provider=DIFY)) as messages:
+                async for message in messages:
+                    sink.feed(_checked_event(message.data))
         if not sink.finished:
             raise ProviderUnavailable(
                 "the Dify stream ended before the run finished", code="incomplete_stream"
@@ -299,13 +297,6 @@ def _headers(config: ProviderConfig) -> dict[str, str]:
 def _app_key(config: ProviderConfig) -> tuple[str, str]:
     digest = hashlib.sha256((config.api_key or "").encode()).hexdigest()
     return config.base_url.rstrip("/"), digest
-
-
-def _json_body(response: httpx2.Response) -> object:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _checked_event(data: str) -> JSON:

@@ -1,4 +1,4 @@
-"""Server-Sent Events read incrementally from a streaming ``httpx2`` response.
+"""Server-Sent Events parsed incrementally from a streamed response's lines.
 
 Parsing follows the WHATWG event-stream rules: ``field: value`` lines build an event, a blank line
 dispatches it, lines starting with ``:`` are comments, several ``data`` lines join with newlines,
@@ -7,11 +7,8 @@ and an event without data (Dify's bare ``event: ping``) is never dispatched.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-
-import httpx2
 
 from gateway.providers.errors import ProviderUnavailable
 
@@ -32,47 +29,31 @@ class _Pending:
     size: int = 0
 
 
-@contextmanager
-def transport_errors(provider: str) -> Iterator[None]:
-    """Turn timeouts and broken connections into ``ProviderUnavailable`` naming ``provider``."""
-    try:
-        yield
-    except httpx2.TimeoutException as error:
-        raise ProviderUnavailable(f"{provider} did not answer in time", code="timeout") from error
-    except httpx2.TransportError as error:
-        raise ProviderUnavailable(
-            f"the connection to {provider} failed or was cut off", code="connection_error"
-        ) from error
-
-
-async def read_events(
-    response: httpx2.Response, *, provider: str = "the provider"
+async def parse_events(
+    lines: AsyncIterator[str], *, provider: str = "the provider"
 ) -> AsyncGenerator[ServerSentEvent, None]:
-    """Yield events as they arrive; a cut or stalled stream raises ``ProviderUnavailable``."""
+    """Events from a stream's lines (without their line ends), dispatched on blank lines."""
     pending = _Pending()
     last_id = ""
-    with transport_errors(provider):
-        async for line in response.aiter_lines():
-            if line == "":
-                if pending.data:
-                    yield ServerSentEvent(
-                        pending.event or "message", "\n".join(pending.data), last_id
-                    )
-                pending = _Pending()
-                continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "data":
-                pending.data.append(value)
-                pending.size += len(value)
-                if pending.size > MAX_EVENT_CHARS:
-                    raise ProviderUnavailable(
-                        f"{provider} sent an oversized event", code="event_too_large"
-                    )
-            elif name == "event":
-                pending.event = value
-            elif name == "id" and "\0" not in value:
-                last_id = value
+    async for line in lines:
+        if line == "":
+            if pending.data:
+                yield ServerSentEvent(pending.event or "message", "\n".join(pending.data), last_id)
+            pending = _Pending()
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            pending.data.append(value)
+            pending.size += len(value)
+            if pending.size > MAX_EVENT_CHARS:
+                raise ProviderUnavailable(
+                    f"{provider} sent an oversized event", code="event_too_large"
+                )
+        elif name == "event":
+            pending.event = value
+        elif name == "id" and "\0" not in value:
+            last_id = value
     # An event not closed by a blank line before the stream ended is discarded, as the spec says.

@@ -10,11 +10,9 @@ import asyncio
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx2
-
 from gateway.providers.base import Button, ProviderConfig, ProviderReply, Sessions, TurnRequest
 from gateway.providers.errors import ProviderError, ProviderRejected, ProviderUnavailable
-from gateway.providers.sse import transport_errors
+from gateway.providers.http import ProviderHttp, Timeouts
 
 JSON = dict[str, Any]
 TYPEBOT = "Typebot"
@@ -28,7 +26,7 @@ class TypebotAdapter:
 
     def __init__(
         self,
-        http: httpx2.AsyncClient,
+        http: ProviderHttp,
         sessions: Sessions,
         *,
         connect_timeout_s: float = 10.0,
@@ -38,9 +36,7 @@ class TypebotAdapter:
         self._http = http
         self._sessions = sessions
         # Typebot runs AI blocks server-side before answering, so the read wait is generous.
-        self._timeout = httpx2.Timeout(
-            read_timeout_s, connect=connect_timeout_s, pool=connect_timeout_s
-        )
+        self._timeouts = Timeouts(connect_s=connect_timeout_s, read_s=read_timeout_s)
         self._turn_timeout_s = turn_timeout_s
 
     async def run(self, config: ProviderConfig, request: TurnRequest) -> ProviderReply:
@@ -91,11 +87,12 @@ class TypebotAdapter:
 
     async def _post(self, config: ProviderConfig, url: str, body: JSON) -> JSON:
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        with transport_errors(TYPEBOT):
-            response = await self._http.post(url, json=body, headers=headers, timeout=self._timeout)
-        payload = _json_body(response)
-        if response.status_code != 200:
-            raise typebot_error(response.status_code, payload)
+        answer = await self._http.send(
+            "POST", url, provider=TYPEBOT, timeouts=self._timeouts, json_body=body, headers=headers
+        )
+        payload = answer.json()
+        if answer.status != 200:
+            raise typebot_error(answer.status, payload)
         if not isinstance(payload, dict):
             raise ProviderUnavailable("Typebot sent an unreadable answer", code="bad_answer")
         return payload
@@ -229,10 +226,3 @@ def _viewer_base(start_url: str) -> str:
 
 def _objects(value: object) -> list[JSON]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _json_body(response: httpx2.Response) -> object:
-    try:
-        return response.json()
-    except ValueError:
-        return None

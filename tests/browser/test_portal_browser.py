@@ -22,6 +22,7 @@ import pytest
 from admin_ui import create_admin_app
 from admin_ui.portal import PortalOptions
 from gateway import build_worker
+from gateway.providers import ProviderHttp
 from tenants.migrate import upgrade
 from tenants.runtime import build_runtime
 from tenants.settings import load_settings
@@ -110,7 +111,9 @@ async def scene(backend: Backend, tmp_path: Path) -> AsyncIterator[Scene]:
         insecure = await stack.enter_async_context(httpx2.AsyncClient(verify=False))
         await install(f"https://127.0.0.1:{app_port}", portal, insecure)  # no *.localhost here
         await add_provider(runtime, "Dify cloud", "dify_chatflow", f"{dify_url}/v1")
-        worker = build_worker(runtime, http, read_block_ms=20)
+        providers = ProviderHttp()
+        stack.push_async_callback(providers.aclose)
+        worker = build_worker(runtime, http, providers=providers, read_block_ms=20)
         stop = asyncio.Event()
         running = asyncio.create_task(worker.run(stop))
         stack.push_async_callback(lambda: running)

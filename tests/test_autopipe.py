@@ -1,0 +1,61 @@
+"""Commands of many coroutines leave in one pipeline; each caller gets its own reply or error."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from tenants.autopipe import AutoPipeline
+from tenants.runtime import Runtime
+
+
+class CountingRedis:
+    """Counts the pipelines sent through the runtime's client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.pipelines = 0
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        self.pipelines += 1
+        return self.redis.pipeline(transaction=transaction)
+
+
+async def test_concurrent_commands_share_a_pipeline_and_get_their_own_replies(
+    runtime: Runtime,
+) -> None:
+    counting = CountingRedis(runtime.redis)
+    auto = AutoPipeline(counting)  # type: ignore[arg-type]
+    await asyncio.gather(*(auto.call("SET", f"bitbot:t:{n}", str(n)) for n in range(300)))
+    values = await asyncio.gather(*(auto.call("GET", f"bitbot:t:{n}") for n in range(300)))
+    assert [int(v) for v in values] == list(range(300))
+    assert counting.pipelines == 2
+
+
+async def test_an_error_reaches_only_its_caller(runtime: Runtime) -> None:
+    auto = AutoPipeline(runtime.redis)
+    await runtime.redis.set("bitbot:t:text", "x")
+    good = auto.call("SET", "bitbot:t:a", "1")
+    bad = auto.call("INCR", "bitbot:t:text")
+    group = auto.call_many([("SET", "bitbot:t:b", "2"), ("LPUSH", "bitbot:t:text", "y")])
+    results = await asyncio.gather(good, bad, group, return_exceptions=True)
+    assert results[0] is True
+    assert isinstance(results[1], ResponseError)
+    assert isinstance(results[2], ResponseError)  # WRONGTYPE from the second of the group
+    assert await runtime.redis.get("bitbot:t:b") == b"2"  # not atomic: the first one ran
+
+
+@pytest.mark.redis
+async def test_a_lost_connection_fails_every_caller_of_the_batch() -> None:
+    broken = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    auto = AutoPipeline(broken)
+    results = await asyncio.gather(
+        *(auto.call("GET", "bitbot:t:x") for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, RedisConnectionError) for r in results)
+    await broken.aclose()
