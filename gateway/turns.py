@@ -8,6 +8,7 @@ gets the bot's fallback text, the details go to the log and the dead-letter entr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -43,6 +44,7 @@ log = logging.getLogger("bitbot.turns")
 
 DEFAULT_FALLBACK = "Sorry, I cannot answer right now. Please try again a little later."
 DONE_TTL_S = 86_400
+TYPING_AFTER_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -147,9 +149,13 @@ class Turns:
     async def _ask(
         self, sink: ReplySink, event: ChatEvent, profile: BotProfile, request: TurnRequest
     ) -> ProviderReply:
-        # "Typing" leaves with the portal's next batch, ahead of the answer (the same queue).
-        sink.typing(event)
-        return await self._call_provider(profile, request)
+        # "Typing" shows once the flow takes a noticeable time: an answer that comes at once needs
+        # none, and would wait behind it (both leave through the portal's one queue, in order).
+        typing = asyncio.get_running_loop().call_later(TYPING_AFTER_S, sink.typing, event)
+        try:
+            return await self._call_provider(profile, request)
+        finally:
+            typing.cancel()
 
     async def _request(
         self,
