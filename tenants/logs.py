@@ -103,9 +103,15 @@ def clear_context() -> None:
 
 @contextmanager
 def bound_context(**values: Any) -> Iterator[None]:
-    """``bind_context`` for a block; the previous values come back after it."""
-    with structlog.contextvars.bound_contextvars(**values):
+    """``bind_context`` for a block; the previous values come back after it.
+
+    Resets the tokens of its own bindings, rather than structlog's ``bound_contextvars``, which
+    copies every context variable of the task on the way in (a cost on each gateway request)."""
+    tokens = structlog.contextvars.bind_contextvars(**values)
+    try:
         yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def current_context() -> dict[str, Any]:

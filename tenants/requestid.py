@@ -7,8 +7,8 @@ id actually used, and goes back to the client in the response's ``X-Request-ID``
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,9 +21,10 @@ SCOPE_KEY = "bitbot.request_id"
 
 
 def request_id_of(value: bytes | None) -> str:
-    """The caller's id when it is ≤ 64 characters of ``[A-Za-z0-9._-]``, else a new uuid4 hex."""
+    """The caller's id when it is ≤ 64 characters of ``[A-Za-z0-9._-]``, else 32 new random hex
+    digits."""
     text = value.decode("latin-1") if value else ""
-    return text if SANE.fullmatch(text) else uuid.uuid4().hex
+    return text if SANE.fullmatch(text) else os.urandom(16).hex()
 
 
 class RequestId:
@@ -34,15 +35,18 @@ class RequestId:
         if scope["type"] != "http" or SCOPE_KEY in scope:  # an outer app already did it
             await self.app(scope, receive, send)
             return
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() != HEADER]
-        given = next((v for k, v in scope["headers"] if k.lower() == HEADER), None)
+        # ASGI servers give header names in lower case.
+        given = next((v for k, v in scope["headers"] if k == HEADER), None)
         request_id = request_id_of(given)
         raw = request_id.encode("latin-1")
+        headers = scope["headers"]
+        if given is not None:
+            headers = [(k, v) for k, v in headers if k != HEADER]
         scope = {**scope, "headers": [*headers, (HEADER, raw)], SCOPE_KEY: request_id}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER]
+                kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() != HEADER]
                 message = {**message, "headers": [*kept, (HEADER, raw)]}
             await send(message)
 

@@ -59,3 +59,29 @@ async def test_a_lost_connection_fails_every_caller_of_the_batch() -> None:
     )
     assert all(isinstance(r, RedisConnectionError) for r in results)
     await broken.aclose()
+
+
+@pytest.mark.redis
+async def test_commands_are_packed_by_hiredis_and_refuse_what_redis_cannot_take() -> None:
+    from redis.exceptions import DataError
+
+    from tenants.redis import connect_redis
+    from tests.conftest import REDIS_URL
+
+    redis = connect_redis(REDIS_URL)
+    try:
+        connection = redis.connection_pool.connection_class()
+        assert type(connection).__name__ == "_FastConnection"
+        assert connection.pack_command("SET", "k", "ключ", "EX", 5) == [
+            b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$8\r\n\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87\r\n"
+            b"$2\r\nEX\r\n$1\r\n5\r\n"
+        ]
+        assert connection.pack_command("CONFIG GET", "maxmemory")[0].startswith(
+            b"*3\r\n$6\r\nCONFIG"
+        )
+        with pytest.raises(DataError):
+            connection.pack_command("SET", "k", None)  # type: ignore[arg-type]
+        await redis.set("bitbot:t:packed", b"\x00\xff" * 3000)
+        assert await redis.get("bitbot:t:packed") == b"\x00\xff" * 3000
+    finally:
+        await redis.aclose(close_connection_pool=True)

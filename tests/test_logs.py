@@ -234,6 +234,13 @@ def test_bound_context_is_undone_after_the_block() -> None:
     with bound_context(tenant_id=7, bot_id=3):
         assert structlog.contextvars.get_contextvars() == {"tenant_id": 7, "bot_id": 3}
     assert structlog.contextvars.get_contextvars() == {}
+    structlog.contextvars.bind_contextvars(tenant_id=1)
+    try:
+        with bound_context(tenant_id=2, dialog_id="chat7"), pytest.raises(RuntimeError):
+            raise RuntimeError("the block fails")
+        assert structlog.contextvars.get_contextvars() == {"tenant_id": 1}
+    finally:
+        structlog.contextvars.clear_contextvars()
 
 
 async def test_the_admin_service_carries_request_ids(
