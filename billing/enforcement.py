@@ -9,14 +9,17 @@
   portal's admins are notified, once per period (``billing.notices``).
 
 Quota counts customer messages (``messages_in``). The hot path reads the plan, subscription and
-period usage from a per-tenant cache of a few seconds, plus this process's own messages since; so
-another worker's turns show up within the cache time, and a quota can be overshot by the turns in
+period usage from a per-tenant cache of a few seconds, plus this process's own messages since; a
+busy tenant's cache is reloaded in the background before it runs out. So another worker's turns
+show up within the cache time, and a quota can be overshot by the turns in
 flight meanwhile. A tenant without a subscription (installed before billing) gets its trial here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -54,6 +57,7 @@ class _Account:
     loaded_at: float
     since: int = 0  # messages this process recorded after loading
     notified: set[int] = field(default_factory=set)
+    refresh_at: float = 0.0  # from then on, a turn starts a reload in the background
 
     @property
     def messages(self) -> int:
@@ -81,6 +85,7 @@ class PlanBilling:
         self._accounts: dict[int, _Account] = {}
         # A cold or expired cache must cost one load per tenant, not one per waiting turn.
         self._loading: SingleFlight[int, _Account] = SingleFlight()
+        self._refreshing: set[asyncio.Future[_Account]] = set()
 
     async def check_turn(self, tenant_id: int) -> Verdict:
         account = await self._account(tenant_id)
@@ -123,11 +128,29 @@ class PlanBilling:
             current = states.effective(cached.subscription, _moment(now))
             if current.period_start == cached.subscription.period_start:
                 cached.subscription = current
+                if now >= cached.refresh_at:
+                    self._refresh_ahead(tenant_id, now, cached)
                 return cached
         return await self._loading.run(tenant_id, lambda: self._reload(tenant_id, now, cached))
 
+    def _refresh_ahead(self, tenant_id: int, now: float, cached: _Account) -> None:
+        """Reload before the cache runs out, off the turn's path: a busy tenant's turns never
+        wait for a reload. Each account picks its own moment, so reloads do not bunch up."""
+        cached.refresh_at = float("inf")  # one background reload per account
+        task = asyncio.ensure_future(
+            self._loading.run(tenant_id, lambda: self._reload(tenant_id, now, cached))
+        )
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshed)
+
+    def _refreshed(self, task: asyncio.Future[_Account]) -> None:
+        self._refreshing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("billing reload failed: %s", type(task.exception()).__name__)
+
     async def _reload(self, tenant_id: int, now: float, previous: _Account | None) -> _Account:
         account = await self._load(tenant_id, now, previous)
+        account.refresh_at = now + self._cache_s * random.uniform(0.5, 0.9)  # noqa: S311
         self._accounts[tenant_id] = account
         return account
 

@@ -25,6 +25,7 @@ from gateway.providers.base import Button, ProviderConfig, ProviderReply, Sessio
 from gateway.providers.errors import ProviderError, ProviderUnavailable
 from gateway.render import resolve_choice
 from gateway.sinks import ReplySink
+from gateway.turnsessions import TurnSessions
 from gateway.variables import build_inputs, build_query
 from tenants.autopipe import AutoPipeline
 from tenants.bitrix24 import Bitrix24Error
@@ -85,6 +86,7 @@ class Turns:
         self._sessions = sessions
         self._redis: Any = redis
         self._batched = AutoPipeline(redis)  # the per-turn reads and writes of concurrent turns
+        self._turn_sessions: dict[str, TurnSessions] = {}  # session key -> its running turn's
         self._clock = clock
         self._retry = retry or RetryPolicy()
 
@@ -96,9 +98,17 @@ class Turns:
         if profile is None:
             log.info("event for unknown bot %s of tenant %s dropped", event.bot_id, tenant.id)
             return TurnOutcome()
-        choices_key = f"{_session_key(tenant.member_id, event)}:choices"
-        *answered, raw_choices = await self._batched.call(
-            "MGET", *(_done_key(tenant.id, work.event) for work in works), choices_key
+        session_key = _session_key(tenant.member_id, event)
+        # One round trip for what the turn reads: done marks, offered choices, the session id,
+        # and a place in the rate buckets (taken even for a redelivery; it only counts it).
+        (*answered, raw_choices, session), wait = await asyncio.gather(
+            self._batched.call(
+                "MGET",
+                *(_done_key(tenant.id, work.event) for work in works),
+                f"{session_key}:choices",
+                session_key,
+            ),
+            self._reserve_rate(tenant.id, event),
         )
         fresh = [work for work, done in zip(works, answered, strict=True) if not done]
         if not fresh:
@@ -110,8 +120,17 @@ class Turns:
                 await sink.say(event, verdict.text)
             await self._mark_done(tenant.id, fresh)
             return TurnOutcome()
-        await self._wait_for_rate(tenant.id, event)
-        outcome = await self._answer(fresh, sink, profile, _buttons(raw_choices))
+        if wait > 0:
+            RATE_LIMIT_HITS.labels("events").inc()
+            LIMITER_WAIT_SECONDS.labels("events").observe(wait)
+            await self._clock.sleep(wait)
+        sessions = TurnSessions(self._sessions, session_key, _text_or_none(session))
+        self._turn_sessions[session_key] = sessions
+        try:
+            outcome = await self._answer(fresh, sink, profile, _buttons(raw_choices))
+        finally:
+            del self._turn_sessions[session_key]
+            await sessions.save()
         await self._mark_done(tenant.id, fresh)
         return outcome
 
@@ -188,7 +207,8 @@ class Turns:
         )
 
     async def _call_provider(self, profile: BotProfile, request: TurnRequest) -> ProviderReply:
-        provider = provider_for(profile.provider_type, self._http, self._sessions)
+        sessions = self._turn_sessions.get(request.session_key, self._sessions)
+        provider = provider_for(profile.provider_type, self._http, sessions)
         config = ProviderConfig(
             type=profile.provider_type,
             base_url=profile.base_url,
@@ -224,9 +244,9 @@ class Turns:
             log.warning("fallback to tenant %s failed: %s", profile.tenant_id, error.code)
         return TurnOutcome(reason, _summary(event, profile, code))
 
-    async def _wait_for_rate(self, tenant_id: int, event: ChatEvent) -> None:
+    async def _reserve_rate(self, tenant_id: int, event: ChatEvent) -> float:
         limits = await self._billing.limits(tenant_id)
-        wait = await self._buckets.reserve_all(
+        return await self._buckets.reserve_all(
             [
                 (f"bitbot:rate:{tenant_id}", Rate.per_minute(limits.events_per_minute_per_tenant)),
                 (
@@ -235,10 +255,6 @@ class Turns:
                 ),
             ]
         )
-        if wait > 0:
-            RATE_LIMIT_HITS.labels("events").inc()
-            LIMITER_WAIT_SECONDS.labels("events").observe(wait)
-            await self._clock.sleep(wait)
 
     async def _mark_done(self, tenant_id: int, works: list[Work]) -> None:
         await self._batched.call_many(
@@ -252,6 +268,10 @@ class Turns:
             return
         items = [{"text": b.text, "value": b.value} for b in reply.buttons]
         await self._redis.set(key, json.dumps(items), ex=DONE_TTL_S)
+
+
+def _text_or_none(raw: bytes | str | None) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _buttons(raw: bytes | None) -> list[Button]:

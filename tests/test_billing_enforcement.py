@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -211,3 +212,15 @@ async def test_a_tenant_installed_before_billing_gets_its_trial_on_first_use(
     sub = await world.subscriptions.get(tenant_id)
     assert sub is not None
     assert sub.state == "trial"
+
+
+async def test_a_busy_tenant_is_reloaded_ahead_of_time_off_the_turns_path(world: World) -> None:
+    worker, other_worker = world.billing(), world.billing()
+    assert await worker.check_turn(world.tenant_id) == Allow()  # loaded
+    for _ in range(10):
+        await other_worker.record(world.tenant_id, ONE)  # the quota used up elsewhere
+
+    world.later(4.6)  # still cached, but past the moment to reload ahead
+    assert await worker.check_turn(world.tenant_id) == Allow()  # served from the cache
+    await asyncio.sleep(0.3)  # the reload it started in the background finishes
+    assert await worker.check_turn(world.tenant_id) == Deny("Лимит ответов исчерпан.")
