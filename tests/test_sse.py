@@ -19,7 +19,18 @@ async def events(chunks: Sequence[bytes], ending: Ending = "end") -> list[Server
     """Serve ``chunks`` as separate HTTP chunks (each written on its own), then end the body,
     cut the connection, or go silent; read them back through the provider HTTP client."""
 
+    handlers: set[asyncio.Task[None]] = set()
+
     async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        try:
+            await serve(reader, writer)
+        finally:
+            writer.close()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
@@ -34,7 +45,6 @@ async def events(chunks: Sequence[bytes], ending: Ending = "end") -> list[Server
             await writer.drain()
         elif ending == "stall":
             await asyncio.sleep(2)
-        writer.close()
 
     server = await asyncio.start_server(respond, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -51,6 +61,10 @@ async def events(chunks: Sequence[bytes], ending: Ending = "end") -> list[Server
     finally:
         await http.aclose()
         server.close()
+        for handler in handlers:
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
 
 
 async def test_data_lines_dispatch_on_blank_lines() -> None:
