@@ -29,6 +29,17 @@ def fallback_calls(event: ChatEvent, text: str, api_version: int) -> list[Call]:
     return _deliver(event, text, (), api_version)
 
 
+def handoff_call(event: ChatEvent) -> Call:
+    """Hand an Open Channel chat to the line's queue (reference §5.1), the same for v1 and v2.
+
+    ``CHAT_ID`` is the numeric Open-Line chat id (v1 ``data[PARAMS][CHAT_ID]``, v2
+    ``data.message.chatId``), never the ``chat123`` dialog id.
+    """
+    if not event.chat_id.isdecimal():
+        raise ValueError("an Open-Line handoff needs the numeric chat id")
+    return Call("imopenlines.bot.session.operator", {"CHAT_ID": int(event.chat_id)})
+
+
 def typing_call(event: ChatEvent, api_version: int) -> Call:
     _check_version(api_version)
     if api_version == 1:

@@ -29,6 +29,7 @@ from tenants.bots import BotDirectory
 from tenants.buckets import Buckets
 from tenants.clock import Clock, SystemClock
 from tenants.health import health_routes
+from tenants.netguard import HostGuard
 from tenants.queue import Queue
 from tenants.requestid import REQUEST_ID
 from tenants.runtime import Runtime
@@ -97,7 +98,8 @@ BITRIX24_LIMITS = httpx2.Limits(max_connections=512, max_keepalive_connections=1
 
 
 async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
-    providers, portal_clients = ProviderHttp(), ClientShards()
+    guard = HostGuard(runtime.settings.allow_private_hosts)
+    providers, portal_clients = ProviderHttp(guard), ClientShards()
     try:
         async with httpx2.AsyncClient(
             headers={"User-Agent": "BitBot"}, limits=BITRIX24_LIMITS

@@ -24,7 +24,7 @@ from gateway.providers import ProviderHttp, provider_for
 from gateway.providers.base import Button, ProviderConfig, ProviderReply, Sessions, TurnRequest
 from gateway.providers.errors import ProviderError, ProviderUnavailable
 from gateway.render import resolve_choice
-from gateway.sinks import ReplySink
+from gateway.sinks import ReplySink, hand_off_after_fallback
 from gateway.turnsessions import TurnSessions
 from gateway.variables import build_inputs, build_query
 from tenants.autopipe import AutoPipeline
@@ -141,7 +141,7 @@ class Turns:
         batch = [work.event for work in works] if len(works) > 1 else []
         tenant = works[-1].tenant
         try:
-            request = await self._request(event, batch, profile, tenant.member_id, choices)
+            request = await self._request(event, batch, profile, tenant.member_id, choices, sink)
             reply = await self._ask(sink, event, profile, request)
             sent = await sink.deliver(event, reply) if reply.text or reply.buttons else 0
             TURN_SECONDS.labels(profile.provider_type).observe(time.time() - works[0].received_at)
@@ -183,6 +183,7 @@ class Turns:
         profile: BotProfile,
         member_id: str,
         choices: list[Button],
+        sink: ReplySink,
     ) -> TurnRequest:
         installer_token = ""
         if profile.pass_tokens:
@@ -192,6 +193,10 @@ class Turns:
         query = build_query(event, batch)
         if choices:
             query = resolve_choice(query, choices)
+        # Dify apps get the files themselves too; the variables below describe the first one.
+        attachments = tuple(file for e in batch or [event] for file in e.files)
+        takes_files = profile.provider_type in ("dify_chatflow", "dify_workflow")
+        files = sink.files(event) if attachments and takes_files else None
         return TurnRequest(
             query=query,
             inputs=build_inputs(
@@ -204,6 +209,8 @@ class Turns:
             session_key=session_key,
             session_ttl_s=profile.session_ttl_s,
             greeting=event.kind == "join",
+            attachments=attachments if files is not None else (),
+            files=files,
         )
 
     async def _call_provider(self, profile: BotProfile, request: TurnRequest) -> ProviderReply:
@@ -238,11 +245,18 @@ class Turns:
     ) -> TurnOutcome:
         event = works[-1].event
         log.warning("turn for bot %s failed: %s", profile.id, reason)
+        fallback_sent = True
         try:
             await sink.say(event, profile.fallback_text or DEFAULT_FALLBACK)
         except Bitrix24Error as error:
             log.warning("fallback to tenant %s failed: %s", profile.tenant_id, error.code)
-        return TurnOutcome(reason, _summary(event, profile, code))
+            fallback_sent = False
+        summary = _summary(event, profile, code)
+        if profile.handoff_on_failure:
+            # After the fallback has been sent, so the customer reads it before the operator.
+            handoff = await hand_off_after_fallback(sink, event, fallback_sent)
+            summary = f"{summary} {handoff.summary()}"
+        return TurnOutcome(reason, summary)
 
     async def _reserve_rate(self, tenant_id: int, event: ChatEvent) -> float:
         limits = await self._billing.limits(tenant_id)

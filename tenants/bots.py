@@ -34,6 +34,7 @@ class BotProfile:
     session_ttl_s: int
     pass_tokens: bool
     fallback_text: str
+    handoff_on_failure: bool
     provider_type: str
     base_url: str
     api_key: str | None = field(repr=False)
@@ -53,6 +54,7 @@ _COLUMNS = [
     bots.c.session_ttl_s,
     bots.c.pass_tokens,
     bots.c.fallback_text,
+    bots.c.handoff_on_failure,
     providers.c.type.label("provider_type"),
     sa.func.coalesce(connectors.c.base_url, providers.c.base_url).label("base_url"),
     connectors.c.api_key,

@@ -47,3 +47,8 @@ QUOTA_BLOCKS = Counter("bitbot_quota_blocks_total", "Turns refused by the plan's
 TYPING_DROPPED = Counter(
     "bitbot_typing_dropped_total", "Typing indicators dropped to save the portal's budget"
 )
+HANDOFFS = Counter(
+    "bitbot_handoffs_total",
+    "Failed turns handed to a human operator after the fallback text",
+    ["outcome"],  # ok | failed | skipped
+)

@@ -36,11 +36,18 @@ class HostGuard:
         if self._allow_all or host in self._hosts:
             return
         for address in await _resolve(host, parts.port or (443 if parts.scheme == "https" else 80)):
-            if not address.is_global and not self._allowed(address):
+            if not self.permits(host, address):
                 raise PrivateAddressError(f"{host} resolves to a private or local address")
 
-    def _allowed(self, address: IPAddress) -> bool:
-        return str(address) in self._hosts or any(address in net for net in self._networks)
+    def permits(self, host: str, address: IPAddress) -> bool:
+        """Whether ``host`` (lower-case, as in the URL), resolved to ``address``, may be called."""
+        return (
+            address.is_global
+            or self._allow_all
+            or host in self._hosts
+            or str(address) in self._hosts
+            or any(address in net for net in self._networks)
+        )
 
 
 async def _resolve(host: str, port: int) -> list[IPAddress]:

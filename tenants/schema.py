@@ -148,6 +148,8 @@ bots = sa.Table(
     sa.Column("session_ttl_s", sa.Integer, nullable=False, server_default="86400"),
     sa.Column("pass_tokens", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("fallback_text", sa.Text, nullable=False, server_default=""),
+    # Open Channels: after the fallback text, hand the chat to an operator (migration 0004).
+    sa.Column("handoff_on_failure", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("registration_state", sa.String(16), nullable=False, server_default="pending"),
     sa.Column("registration_error", sa.Text),
     # Fetch mode: the last imbot.v2.Event.get eventId committed after enqueueing.

@@ -24,6 +24,7 @@ from gateway.turns import RetryPolicy
 from gateway.worker import Worker
 from tenants.clock import Clock
 from tenants.migrate import upgrade
+from tenants.netguard import HostGuard
 from tenants.runtime import Runtime, build_runtime
 from tenants.schema import bots, connectors, providers, utcnow
 from tenants.settings import load_settings
@@ -206,7 +207,7 @@ async def pipeline_stack(backend: Backend, tmp_path: Path) -> AsyncIterator[Stac
         await upgrade(runtime.engine)
         http = await exits.enter_async_context(httpx2.AsyncClient(limits=BITRIX24_LIMITS))
         gateway_url = await exits.enter_async_context(serve(create_gateway_app(runtime)))
-        providers = ProviderHttp()
+        providers = ProviderHttp(HostGuard(runtime.settings.allow_private_hosts))
         exits.push_async_callback(providers.aclose)
         stack = Stack(
             runtime, cloud, dify, dify_url, typebot, typebot_url, gateway_url, http, providers

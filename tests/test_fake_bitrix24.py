@@ -528,6 +528,53 @@ async def test_v2_register_is_idempotent_and_send_records_the_message(
     assert [t.dialog_id for t in portal.typing] == ["chat9"]
 
 
+async def test_open_line_session_goes_to_an_operator_once(
+    http: httpx2.AsyncClient, portal: Portal
+) -> None:
+    token = portal.auth.access_token
+    customer = portal.add_customer("Ann")
+    line = portal.open_line_chat(customer)
+    assert portal.session_holder(line) == "bot"
+
+    handed = await rest(http, portal, "imopenlines.bot.session.operator", token, CHAT_ID=line.id)
+    again = await rest(http, portal, "imopenlines.bot.session.operator", token, CHAT_ID=line.id)
+
+    assert (handed.status_code, handed.json()["result"]) == (200, True)
+    assert portal.session_holder(line) == "operator"
+    assert [(h.chat_id, h.user_id) for h in portal.handoffs] == [(line.id, portal.admin.id)]
+    assert again.status_code == 400
+    assert again.json()["error"] == "WRONG_CHAT"
+    assert again.json()["error_description"] == "Operator is not a bot"
+    assert len(portal.handoffs) == 1
+
+
+async def test_open_line_handoff_refusals(http: httpx2.AsyncClient, portal: Portal) -> None:
+    token = portal.auth.access_token
+    customer = portal.add_customer("Ann")
+    line = portal.open_line_chat(customer)
+    taken = portal.open_line_chat(portal.add_customer("Bob"))
+    portal.operator_takes_over(taken)
+    private = portal.private_chat(customer)
+    method = "imopenlines.bot.session.operator"
+
+    refusals = [
+        await rest(http, portal, method, token),
+        await rest(http, portal, method, token, CHAT_ID=line.dialog_id),  # "chat123" is not an id
+        await rest(http, portal, method, token, CHAT_ID=taken.id),
+        await rest(http, portal, method, token, CHAT_ID=private.id),
+    ]
+
+    assert [r.json()["error"] for r in refusals] == [
+        "CHAT_ID_EMPTY",
+        "CHAT_ID_EMPTY",
+        "WRONG_CHAT",
+        "WRONG_CHAT",
+    ]
+    assert portal.handoffs == []
+    assert portal.session_holder(line) == "bot"
+    assert portal.session_holder(private) is None
+
+
 # -- events ---------------------------------------------------------------------------------
 
 

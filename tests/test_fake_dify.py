@@ -409,13 +409,93 @@ async def test_files_reach_the_run_only_when_uploads_are_enabled(
 
     app = dify.apps[CHAT_KEY]
     app.answer = answer
-    files = [{"type": "document", "transfer_method": "local_file", "upload_file_id": "f1"}]
+    file_id = await upload(client, "m1:chat42", "a.pdf", b"%PDF", "application/pdf")
+    files = [{"type": "document", "transfer_method": "local_file", "upload_file_id": file_id}]
 
     await post_chat(client, files=files)
     app.file_upload_enabled = True
     await post_chat(client, files=files)
 
     assert [run.files for run in seen] == [[], files]
+    assert [run.files for run in app.runs] == [[], files]
+
+
+async def upload(
+    client: httpx2.AsyncClient, user: str, name: str, content: bytes, content_type: str
+) -> str:
+    files = {"file": (name, content, content_type)}
+    response = await client.post("/files/upload", headers=auth(), data={"user": user}, files=files)
+    assert response.status_code == 201
+    file_id: str = response.json()["id"]
+    return file_id
+
+
+def local(kind: str, upload_file_id: str) -> JSON:
+    return {"type": kind, "transfer_method": "local_file", "upload_file_id": upload_file_id}
+
+
+async def test_files_are_checked_like_dify_checks_them(
+    client: httpx2.AsyncClient, dify: FakeDify
+) -> None:
+    app = dify.apps[CHAT_KEY]
+    app.file_upload_enabled = True
+    app.file_number_limit = 2
+    mine = await upload(client, "m1:chat42", "a.png", b"png", "image/png")
+    theirs = await upload(client, "someone-else", "b.png", b"png", "image/png")
+    archive = await upload(client, "m1:chat42", "c.zip", b"zip", "application/zip")
+
+    unknown = await post_chat(client, files=[local("image", "no-such-id")])
+    foreign = await post_chat(client, files=[local("image", theirs)])
+    mistyped = await post_chat(client, files=[local("document", mine)])
+    custom = await post_chat(client, files=[local("custom", archive)])
+    too_many = await post_chat(client, files=[local("image", mine)] * 3)
+    app.allowed_file_extensions = (".ZIP",)
+    allowed_custom = await post_chat(client, files=[local("custom", archive)])
+
+    assert [r.status_code for r in (unknown, foreign, mistyped, custom, too_many)] == [400] * 5
+    assert [error_body(r)["message"] for r in (unknown, foreign, mistyped, custom, too_many)] == [
+        "Invalid upload file",
+        "Invalid upload file",
+        "Detected file type does not match the specified type. Please verify the file.",
+        "File validation failed for file: c.zip",
+        "Number of files exceeds the maximum limit 2",
+    ]
+    assert allowed_custom.status_code == 200
+    assert [run.files for run in app.runs] == [[local("custom", archive)]]
+
+
+async def test_workflow_runs_take_files_too(client: httpx2.AsyncClient, dify: FakeDify) -> None:
+    app = dify.apps[FLOW_KEY]
+    app.file_upload_enabled = True
+    files = {"file": ("a.pdf", b"%PDF", "application/pdf")}
+    uploaded = await client.post(
+        "/files/upload", headers=auth(FLOW_KEY), data={"user": "u1"}, files=files
+    )
+    item = local("document", uploaded.json()["id"])
+    body = {"inputs": {}, "user": "u1", "response_mode": "blocking", "files": [item]}
+
+    response = await client.post("/workflows/run", headers=auth(FLOW_KEY), json=body)
+
+    assert response.status_code == 200
+    assert [run.files for run in app.runs] == [[item]]
+
+
+async def test_parameters_show_the_apps_file_settings(
+    client: httpx2.AsyncClient, dify: FakeDify
+) -> None:
+    app = dify.apps[CHAT_KEY]
+    app.file_upload_enabled = True
+    app.allowed_file_types = ("image", "custom")
+    app.allowed_file_extensions = (".zip",)
+    app.file_number_limit = 5
+
+    file_upload = (await client.get("/parameters", headers=auth())).json()["file_upload"]
+
+    assert file_upload["enabled"] is True
+    assert file_upload["allowed_file_types"] == ["image", "custom"]
+    assert file_upload["allowed_file_extensions"] == [".zip"]
+    assert file_upload["allowed_file_upload_methods"] == ["remote_url", "local_file"]
+    assert file_upload["number_limits"] == 5
 
 
 async def test_one_shot_server_error_then_recovery(
@@ -774,3 +854,34 @@ async def test_upload_errors(client: httpx2.AsyncClient, dify: FakeDify) -> None
     }
     assert too_big.status_code == 413
     assert error_body(too_big) == {"code": "file_too_large", "message": "", "status": 413}
+
+
+async def test_upload_refuses_blacklisted_extensions_and_parts_without_a_type(
+    client: httpx2.AsyncClient, dify: FakeDify
+) -> None:
+    dify.extension_blacklist.add("exe")
+    exe = {"file": ("setup.exe", b"MZ", "application/octet-stream")}
+    untyped = {"file": ("a.txt", b"text", "")}
+
+    blacklisted = await client.post("/files/upload", headers=auth(), data={"user": "u"}, files=exe)
+    no_type = await client.post("/files/upload", headers=auth(), data={"user": "u"}, files=untyped)
+
+    assert blacklisted.status_code == 400
+    assert error_body(blacklisted) == {
+        "code": "invalid_param",
+        "message": "File extension '.exe' is not allowed for security reasons",
+        "status": 400,
+    }
+    assert no_type.status_code == 415
+    assert error_body(no_type)["code"] == "unsupported_file_type"
+    assert dify.apps[CHAT_KEY].uploads == {}
+
+
+async def test_upload_answers_a_scripted_error(client: httpx2.AsyncClient, dify: FakeDify) -> None:
+    dify.apps[CHAT_KEY].upload_error = HttpError(401, "unauthorized", "Access token is invalid")
+    files = {"file": ("a.txt", b"text", "text/plain")}
+
+    response = await client.post("/files/upload", headers=auth(), data={"user": "u"}, files=files)
+
+    assert response.status_code == 401
+    assert error_body(response)["code"] == "unauthorized"

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tenants.queue import Queue
+from tenants.schema import providers
 from tests.conftest import Backend
 from tests.fakes.bitrix24 import (
     Bot,
@@ -142,3 +144,20 @@ async def test_dify_workflow_outputs_become_lines(stack: Stack) -> None:
 
     (reply,) = await replies(portal, dialog)
     assert reply.text == "answer: Yes\norder: A-17"
+
+
+async def test_provider_url_on_a_private_address_gives_the_fallback(stack: Stack) -> None:
+    """The URL passed its check when saved; the worker checks the address again before calling."""
+    portal, _, dialog, parts = await one_bot(stack, fallback_text="Please hold on.")
+    async with stack.runtime.engine.begin() as connection:
+        await connection.execute(sa.update(providers).values(base_url="http://10.0.0.5/v1"))
+    stack.start_worker()
+
+    await say(stack, portal, parts, "Hello")
+
+    (reply,) = await replies(portal, dialog)
+    assert reply.text == "Please hold on."
+    await settled(stack)
+    (letter,) = await Queue(stack.runtime.redis, stack.runtime.vault, 4).dead_letters()
+    assert "code=private_address" in letter.summary
+    assert "10.0.0.5" not in letter.reason + letter.summary

@@ -101,6 +101,7 @@ async def test_a_new_bot_is_registered_in_the_portals_api(world: World) -> None:
     bot = await create(world)
     assert bot["registration_state"] == "registered", bot
     assert bot["pass_tokens"] is False
+    assert bot["handoff_on_failure"] is False
     remote = registered_in_bitrix24(world, bot)
     assert (remote.name, remote.code) == ("Helper", bot["code"])
     if world.portal.v2:
@@ -225,6 +226,8 @@ BAD_BOTS: list[tuple[dict[str, Any], str]] = [
     ({"connector_id": 999}, "connector_id"),
     ({"avatar_url": "http://10.0.0.7/a.png"}, "avatar_url"),
     ({"pass_tokens": "maybe"}, "pass_tokens"),
+    ({"handoff_on_failure": "maybe"}, "handoff_on_failure"),
+    ({"handoff_on_failure": 2}, "handoff_on_failure"),
 ]
 
 
@@ -256,3 +259,62 @@ async def test_a_bad_edit_changes_nothing(world: World) -> None:
     assert response.status_code == 422
     assert (await world.client.get(f"/b24/api/bots/{bot['id']}")).json()["name"] == "Helper"
     assert registered_in_bitrix24(world, bot).name == "Helper"
+
+
+async def stored_handoff(world: World, bot_id: int) -> bool:
+    async with world.runtime.engine.connect() as connection:
+        value = await connection.scalar(
+            sa.select(bots.c.handoff_on_failure).where(bots.c.id == bot_id)
+        )
+    return bool(value)
+
+
+async def test_the_handoff_option_is_saved_and_read_back(world: World) -> None:
+    bot = await create(world, handoff_on_failure=True)
+    assert bot["handoff_on_failure"] is True
+    assert await stored_handoff(world, bot["id"])
+    url = f"/b24/api/bots/{bot['id']}"
+    assert (await world.client.get(url)).json()["handoff_on_failure"] is True
+    assert [b["handoff_on_failure"] for b in (await world.client.get("/b24/api/bots")).json()] == [
+        True
+    ]
+
+    # The form's checkbox sends a boolean; an edit of other fields keeps the option.
+    renamed = await world.client.patch(url, {"name": "Concierge"})
+    assert renamed.json()["handoff_on_failure"] is True
+    off = await world.client.patch(url, {"handoff_on_failure": False})
+    assert off.status_code == 200, off.text
+    assert off.json()["handoff_on_failure"] is False
+    assert not await stored_handoff(world, bot["id"])
+    on = await world.client.patch(url, {"handoff_on_failure": "true"})
+    assert on.json()["handoff_on_failure"] is True
+    details = [a for a in await audit_actions(world.runtime) if a[1] == "bot.update"]
+    assert len(details) == 3
+
+
+async def test_a_bad_handoff_value_saves_nothing(world: World) -> None:
+    bot = await create(world)
+    method = "imbot.v2.Bot.update" if world.portal.v2 else "imbot.update"
+    response = await world.client.patch(
+        f"/b24/api/bots/{bot['id']}", {"name": "Renamed", "handoff_on_failure": "yes please"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"] == {"handoff_on_failure": "Must be true or false."}
+    current = (await world.client.get(f"/b24/api/bots/{bot['id']}")).json()
+    assert (current["name"], current["handoff_on_failure"]) == ("Helper", False)
+    assert not await stored_handoff(world, bot["id"])
+    assert world.portal.calls_of(method) == []
+    assert registered_in_bitrix24(world, bot).name == "Helper"
+
+
+async def test_the_bot_page_has_the_handoff_checkbox_in_both_languages(world: World) -> None:
+    bot = await create(world, handoff_on_failure=True)
+    page = await world.client.get(f"/b24/ui/bots/{bot['id']}")
+    assert page.status_code == 200
+    assert '<input type="checkbox" name="handoff_on_failure" checked>' in page.text
+    assert "Hand the chat to an operator if the bot cannot answer" in page.text
+    new = await world.client.get("/b24/ui/bots/new")
+    assert '<input type="checkbox" name="handoff_on_failure" >' in new.text
+    russian = await signed_in(world.client.url, world.portal, world.client.http, lang="ru")
+    page = await russian.get(f"/b24/ui/bots/{bot['id']}")
+    assert "Передать чат оператору, если бот не может ответить" in page.text

@@ -132,6 +132,26 @@ async def test_a_failing_flow_shows_the_fallback_text(world: World) -> None:
     assert replies == [{"text": "We will be right back.", "buttons": [], "fallback": True}]
 
 
+async def test_with_handoff_on_the_test_chat_notes_what_would_happen(world: World) -> None:
+    bot_url = f"/b24/api/bots/{world.bot['id']}"
+    assert (await world.client.patch(bot_url, {"handoff_on_failure": True})).status_code == 200
+    world.dify.fault = HttpError(500)
+    sent = await world.client.post(f"{bot_url}/test-chat", {"text": "hello?"})
+    replies: list[dict[str, Any]] = []
+    for _ in range(5):
+        got = await world.client.get(f"{bot_url}/test-chat/{sent.json()['chat_id']}", wait="5")
+        replies += got.json()["replies"]
+        if len(replies) >= 2:
+            break
+    assert replies == [
+        {"text": "We will be right back.", "buttons": [], "fallback": True},
+        {"text": "(would hand the chat to an operator)", "buttons": [], "fallback": True},
+    ]
+    # The test chat is no Bitrix24 chat: nothing is handed to anyone.
+    assert world.portal.calls_of("imopenlines.bot.session.operator") == []
+    assert world.portal.messages == []
+
+
 async def test_typebot_choices_come_back_as_buttons(world: World) -> None:
     bot_url = f"/b24/api/bots/{world.bot['id']}"
     switched = await world.client.patch(bot_url, {"connector_id": world.typebot_connector})

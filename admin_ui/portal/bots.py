@@ -36,7 +36,7 @@ MIN_TTL_S = 60
 MAX_TTL_S = 30 * 86400
 EDITABLE = (
     "name", "type", "event_mode", "color", "avatar_url", "connector_id",
-    "batch_delay_ms", "session_ttl_s", "pass_tokens", "fallback_text",
+    "batch_delay_ms", "session_ttl_s", "pass_tokens", "fallback_text", "handoff_on_failure",
 )  # fmt: skip
 
 
@@ -56,6 +56,7 @@ class BotView:
     session_ttl_s: int
     pass_tokens: bool
     fallback_text: str
+    handoff_on_failure: bool
     b24_bot_id: int | None
     registration_state: str
     registration_error: str | None
@@ -201,6 +202,7 @@ class BotService:
             "session_ttl_s": form.integer("session_ttl_s", low=MIN_TTL_S, high=MAX_TTL_S),
             "pass_tokens": form.boolean("pass_tokens"),
             "fallback_text": form.text("fallback_text", limit=FALLBACK_LIMIT),
+            "handoff_on_failure": form.boolean("handoff_on_failure"),
         }
         if values["color"] is not None and values["color"] not in COLORS:
             form.fail("color", "field.choice", options=", ".join(COLORS))

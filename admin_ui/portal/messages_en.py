@@ -141,6 +141,9 @@ MESSAGES: dict[str, str] = {
     " 86400 = 1 day.",
     "bot.fallback": "Fallback text",
     "bot.fallback_placeholder": "Sorry, I cannot answer right now. Please try again later.",
+    "bot.handoff": "Hand the chat to an operator if the bot cannot answer",
+    "bot.handoff_hint": "Off by default. When the flow fails, the customer gets the fallback text"
+    " and then the Open Channel's operators. Other chats get only the fallback text.",
     "bot.pass_tokens": "Give the flow Bitrix24 REST access",
     "bot.pass_tokens_warning": "Off by default. When on, every request to your flow carries"
     " user_access_token (your portal administrator's Bitrix24 token), bot_access_token and"

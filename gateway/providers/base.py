@@ -7,12 +7,17 @@ Contract for implementations:
   ``request.session_ttl_s``; an adapter that finds its remote session gone forgets it and starts
   afresh once.
 - Nothing an adapter raises or logs may contain the API key, tokens or the user's inputs.
+- Attachments reach an adapter as ``FileRef``s plus a ``FileSource`` that fetches their bytes; an
+  adapter never talks to Bitrix24 itself. A file that cannot be fetched or handed on is skipped:
+  it never fails the turn on its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from gateway.model import FileRef
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,27 @@ class TurnRequest:
     # The bot joined a chat: there is no customer message; a flow greets (the query is the event
     # name for flows that read it; Typebot starts its flow afresh without answering an input).
     greeting: bool = False
+    # The files attached to the turn's messages, and where their bytes come from (None: nowhere,
+    # e.g. the admin's test chat or a provider that takes no files).
+    attachments: tuple[FileRef, ...] = ()
+    files: FileSource | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Download:
+    """One fetched attachment: its file name, MIME type and bytes."""
+
+    name: str
+    content_type: str
+    content: bytes = field(repr=False)
+
+
+class FileSource(Protocol):
+    """Fetches attached files; raises only ``AttachmentError`` (``gateway.providers.errors``)."""
+
+    async def fetch(self, file: FileRef, max_bytes: int) -> Download:
+        """The file's bytes; ``AttachmentError("file_too_large")`` past ``max_bytes``."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,16 @@ class DifyChatflow(DifyAdapter):
 
     async def _turn(self, config: ProviderConfig, request: TurnRequest) -> ProviderReply:
         inputs = await self._inputs(config, request)
+        files = await self._upload_files(config, request)
         conversation_id = await self._sessions.get(request.session_key)
         try:
-            answer = await self._ask(config, request, inputs, conversation_id)
+            answer = await self._ask(config, request, inputs, files, conversation_id)
         except ProviderRejected as error:
             gone = error.status == 404 or error.code == "conversation_completed"
             if conversation_id is None or not gone:
                 raise
             await self._sessions.forget(request.session_key)
-            answer = await self._ask(config, request, inputs, None)
+            answer = await self._ask(config, request, inputs, files, None)
         if answer.conversation_id:
             await self._sessions.set(
                 request.session_key, answer.conversation_id, request.session_ttl_s
@@ -35,6 +36,7 @@ class DifyChatflow(DifyAdapter):
         config: ProviderConfig,
         request: TurnRequest,
         inputs: dict[str, str],
+        files: list[JSON],
         conversation_id: str | None,
     ) -> _ChatAnswer:
         body: JSON = {
@@ -45,8 +47,10 @@ class DifyChatflow(DifyAdapter):
         }
         if conversation_id:
             body["conversation_id"] = conversation_id
+        if files:
+            body["files"] = files
         answer = _ChatAnswer()
-        await self._stream(config, "/chat-messages", body, answer)
+        await self._run(config, "/chat-messages", body, answer)
         return answer
 
 

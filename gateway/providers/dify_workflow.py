@@ -3,6 +3,11 @@
 Reference: shared/reference/dify-typebot.md Part A. Every call streams: blocking calls are cut by
 gateways around 60-100 s, while a stream stays alive on Dify's 10 s pings. A Workflow run's reply
 is its outputs as ``name: value`` lines, as the seed's blocking reply was.
+
+Attachments: before the run each file the app accepts (``dify_files``) is fetched from the turn's
+``FileSource`` and uploaded to ``/files/upload`` under the turn's ``user``, then listed in the
+run's ``files``. A file that fails anywhere on that way is logged (file id and code only) and
+left out; only a refusal of the API key or app (401/403) fails the turn, as the run itself would.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import time
 from abc import ABC, abstractmethod
@@ -18,8 +24,24 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.providers.base import ProviderConfig, ProviderReply, Sessions, TurnRequest, Usage
+from gateway.model import FileRef
+from gateway.providers.base import (
+    FileSource,
+    ProviderConfig,
+    ProviderReply,
+    Sessions,
+    TurnRequest,
+    Usage,
+)
+from gateway.providers.dify_files import (
+    CUSTOM,
+    LOCAL_FILE,
+    NO_UPLOADS,
+    FileUploads,
+    parse_file_uploads,
+)
 from gateway.providers.errors import (
+    AttachmentError,
     InputTooLong,
     ProviderError,
     ProviderFailed,
@@ -32,6 +54,7 @@ from tenants.singleflight import SingleFlight
 
 JSON = dict[str, Any]
 DIFY = "Dify"
+log = logging.getLogger("bitbot.providers.dify")
 
 _TOO_LONG = re.compile(r"(.+) in input form must be less than (\d+) characters")
 _REQUIRED = re.compile(r"(.+) is required in input form")
@@ -54,29 +77,42 @@ class FormVariable:
 Form = tuple[FormVariable, ...]
 
 
+@dataclass(frozen=True)
+class AppParameters:
+    """What BitBot reads of an app's ``/parameters``: its input form and its file settings."""
+
+    form: Form
+    uploads: FileUploads = NO_UPLOADS
+
+
 class DifyForms:
-    """Apps' input forms, cached per (base URL, API key hash) so a turn rarely pays for the GET."""
+    """Apps' ``/parameters``, cached per (base URL, API key hash): a turn rarely pays the GET."""
 
     def __init__(self, ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
-        self._forms: dict[tuple[str, str], tuple[float, Form]] = {}
+        self._apps: dict[tuple[str, str], tuple[float, AppParameters]] = {}
 
     def lookup(self, config: ProviderConfig) -> Form | None:
-        stored_at, form = self._forms.get(_app_key(config), (0.0, None))
-        return form if self._clock() - stored_at <= self._ttl_s else None
+        app = self.lookup_app(config)
+        return None if app is None else app.form
 
-    def store(self, config: ProviderConfig, form: Form) -> None:
-        if len(self._forms) >= _MAX_CACHED_FORMS:
-            del self._forms[next(iter(self._forms))]
-        self._forms[_app_key(config)] = (self._clock(), form)
+    def lookup_app(self, config: ProviderConfig) -> AppParameters | None:
+        stored_at, app = self._apps.get(_app_key(config), (0.0, None))
+        return app if self._clock() - stored_at <= self._ttl_s else None
+
+    def store(self, config: ProviderConfig, form: Form, uploads: FileUploads = NO_UPLOADS) -> None:
+        if len(self._apps) >= _MAX_CACHED_FORMS:
+            del self._apps[next(iter(self._apps))]
+        self._apps[_app_key(config)] = (self._clock(), AppParameters(form, uploads))
 
     def forget(self, config: ProviderConfig) -> None:
-        self._forms.pop(_app_key(config), None)
+        self._apps.pop(_app_key(config), None)
 
 
 _SHARED_FORMS = DifyForms()
-_FETCHING: SingleFlight[tuple[str, str], Form] = SingleFlight()
+_FETCHING: SingleFlight[tuple[str, str], AppParameters] = SingleFlight()
+_MAX_REMEMBERED_UPLOADS = 256
 
 
 def prepare_inputs(form: Form, inputs: dict[str, str]) -> dict[str, str]:
@@ -166,13 +202,17 @@ class DifyAdapter(ABC):
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 120.0,
         turn_timeout_s: float = 300.0,
+        file_timeout_s: float = 60.0,
         forms: DifyForms | None = None,
     ) -> None:
         self._http = http
         self._sessions = sessions
         self._timeouts = Timeouts(connect_s=connect_timeout_s, read_s=read_timeout_s)
         self._turn_timeout_s = turn_timeout_s
+        self._file_timeout_s = file_timeout_s
         self._forms = forms or _SHARED_FORMS
+        # Uploads of this adapter's turns, so a retried run does not fetch and upload again.
+        self._uploaded: dict[tuple[str, str, str, str], JSON] = {}
 
     async def run(self, config: ProviderConfig, request: TurnRequest) -> ProviderReply:
         try:
@@ -194,12 +234,12 @@ class DifyAdapter(ABC):
                 return prepare_inputs(cached, request.inputs)
             except ProviderRejected:
                 pass  # the app may have changed since it was cached: check against a fresh form
-        return prepare_inputs(await self._fetch_form(config), request.inputs)
+        return prepare_inputs((await self._fetch_app(config)).form, request.inputs)
 
-    async def _fetch_form(self, config: ProviderConfig) -> Form:
-        return await _FETCHING.run(_app_key(config), lambda: self._download_form(config))
+    async def _fetch_app(self, config: ProviderConfig) -> AppParameters:
+        return await _FETCHING.run(_app_key(config), lambda: self._download_parameters(config))
 
-    async def _download_form(self, config: ProviderConfig) -> Form:
+    async def _download_parameters(self, config: ProviderConfig) -> AppParameters:
         answer = await self._http.send(
             "GET",
             _url(config, "/parameters"),
@@ -209,9 +249,91 @@ class DifyAdapter(ABC):
         )
         if answer.status != 200:
             raise dify_error(answer.status, answer.json())
-        form = parse_form(answer.json())
-        self._forms.store(config, form)
-        return form
+        parameters = answer.json()
+        app = AppParameters(parse_form(parameters), parse_file_uploads(parameters))
+        self._forms.store(config, app.form, app.uploads)
+        return app
+
+    async def _upload_files(self, config: ProviderConfig, request: TurnRequest) -> list[JSON]:
+        """The run's ``files``: each attachment the app takes, uploaded under ``request.user``."""
+        source = request.files
+        if not request.attachments or source is None:
+            return []
+        app = self._forms.lookup_app(config) or await self._fetch_app(config)
+        if not app.uploads.enabled:
+            return []  # Dify would ignore the files: fetch nothing
+        files: list[JSON] = []
+        for ref in request.attachments:
+            try:
+                if len(files) >= app.uploads.number_limit:
+                    raise AttachmentError("too_many_files")
+                async with asyncio.timeout(self._file_timeout_s):
+                    files.append(await self._upload_file(config, request, source, ref, app.uploads))
+            except AttachmentError as error:
+                log.warning("attachment %s skipped: %s", ref.id, error.code)
+            except TimeoutError:
+                log.warning("attachment %s skipped: %s", ref.id, "timeout")
+            except ProviderError:
+                raise  # the key or the app is refused
+            except Exception as error:
+                # A file never costs the answer; the message may quote the file, so only its type.
+                log.warning("attachment %s skipped: %s", ref.id, type(error).__name__)
+        return files
+
+    async def _upload_file(
+        self,
+        config: ProviderConfig,
+        request: TurnRequest,
+        source: FileSource,
+        ref: FileRef,
+        uploads: FileUploads,
+    ) -> JSON:
+        remembered = (*_app_key(config), request.user, ref.id)
+        if remembered in self._uploaded:
+            return self._uploaded[remembered]
+        kind = _accepted_type(uploads, ref.name) if ref.name else None
+        download = await source.fetch(ref, uploads.size_limit(kind or CUSTOM))
+        name = download.name.replace("/", "_").replace("\\", "_") or f"file-{ref.id}"
+        kind = _accepted_type(uploads, name)
+        if len(download.content) > uploads.size_limit(kind):
+            raise AttachmentError("file_too_large")
+        try:
+            answer = await self._http.upload(
+                _url(config, "/files/upload"),
+                provider=DIFY,
+                timeouts=self._timeouts,
+                fields={"user": request.user},
+                file_field="file",
+                filename=name,
+                content_type=download.content_type,
+                content=download.content,
+                headers=_headers(config),
+            )
+        except ProviderUnavailable as error:
+            raise AttachmentError(error.code) from None
+        body = answer.json()
+        upload_id = body.get("id") if isinstance(body, dict) else None
+        if answer.status not in (200, 201) or not isinstance(upload_id, str) or not upload_id:
+            refusal = dify_error(answer.status, body)
+            if answer.status in (401, 403):
+                raise refusal  # the key or the app is refused: the run would be too
+            raise AttachmentError(refusal.code or f"http_{answer.status}")
+        item: JSON = {"type": kind, "transfer_method": LOCAL_FILE, "upload_file_id": upload_id}
+        if len(self._uploaded) >= _MAX_REMEMBERED_UPLOADS:
+            self._uploaded.clear()
+        self._uploaded[remembered] = item
+        return item
+
+    async def _run(self, config: ProviderConfig, path: str, body: JSON, sink: EventSink) -> None:
+        """Stream the run; if Dify refuses it over its files, run it once more without them."""
+        try:
+            await self._stream(config, path, body, sink)
+        except ProviderRejected as error:
+            refused_inputs = isinstance(error, InputTooLong) or error.code.startswith("input_")
+            if not body.get("files") or error.status != 400 or refused_inputs:
+                raise
+            log.warning("Dify refused the turn's files (%s); running without them", error.code)
+            await self._stream(config, path, {k: v for k, v in body.items() if k != "files"}, sink)
 
     async def _stream(self, config: ProviderConfig, path: str, body: JSON, sink: EventSink) -> None:
         url, headers = _url(config, path), _headers(config)
@@ -246,8 +368,11 @@ class DifyWorkflow(DifyAdapter):
             "user": request.user,
             "response_mode": "streaming",
         }
+        files = await self._upload_files(config, request)
+        if files:
+            body["files"] = files
         result = _WorkflowResult()
-        await self._stream(config, "/workflows/run", body, result)
+        await self._run(config, "/workflows/run", body, result)
         return ProviderReply(text=outputs_text(result.outputs), usage=result.usage)
 
 
@@ -292,6 +417,13 @@ def _headers(config: ProviderConfig) -> dict[str, str]:
     if not config.api_key:
         raise ProviderRejected("no Dify API key is configured", code="no_api_key")
     return {"Authorization": f"Bearer {config.api_key}"}
+
+
+def _accepted_type(uploads: FileUploads, name: str) -> str:
+    kind = uploads.type_for(name)
+    if kind is None:
+        raise AttachmentError("file_type_not_allowed")
+    return kind
 
 
 def _app_key(config: ProviderConfig) -> tuple[str, str]:

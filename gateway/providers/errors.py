@@ -5,6 +5,8 @@ ProviderError
 ├── ProviderRejected         4xx the tenant must fix (bad key, app not published, …)
 │   └── InputTooLong         a Dify input exceeds the variable's max_length: names it
 └── ProviderFailed           the flow ran and failed (stream ``error``, failed workflow)
+
+AttachmentError              one attached file could not be fetched or handed on: it is skipped
 """
 
 from __future__ import annotations
@@ -41,3 +43,12 @@ class InputTooLong(ProviderRejected):
 
 class ProviderFailed(ProviderError):
     pass
+
+
+class AttachmentError(BitBotError):
+    """A file of the turn is skipped; ``code`` says why (a Bitrix24 or Dify error code,
+    ``file_too_large``, ...). Like every error here it names no URL, token or content."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(f"the attachment was skipped ({code})")

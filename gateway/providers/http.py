@@ -6,12 +6,20 @@ about 0.13 ms of CPU there against 0.8-1.1 ms in httpx2 (docs/decisions.md §6).
 BitBot keeps httpx2. Nothing here knows about Dify or Typebot; transport failures become
 ``ProviderUnavailable`` naming the provider, so a timeout or a cut connection is retried like any
 other unavailability.
+
+With a ``HostGuard`` every address a provider host resolves to is checked when the connection is
+made, not only when the tenant saved the URL: a name that later resolves to a private address
+(DNS rebinding) is refused as ``ProviderRejected("private_address")``. Behind an operator's proxy
+the proxy resolves the target, and the check at save time is what remains.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
+import ipaddress
 import json
+import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -20,8 +28,10 @@ from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
-from gateway.providers.errors import ProviderUnavailable
+from gateway.providers.errors import ProviderRejected, ProviderUnavailable
+from tenants.netguard import HostGuard, PrivateAddressError
 
 USER_AGENT = "BitBot"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # an answer that is not streamed: more is not a real answer
@@ -89,12 +99,19 @@ class Streamed:
 class ProviderHttp:
     """One pool for every provider connection of the process; create it inside the event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, guard: HostGuard | None = None) -> None:
         # The environment is read once here: aiohttp's trust_env would look up the proxy
         # variables and ~/.netrc in a thread on every request.
         self._proxies = {k: v for k, v in getproxies().items() if k in ("http", "https")}
+        self._guard = guard
+        resolver: AbstractResolver | None = None
+        if guard is not None:
+            proxy_hosts = {(urlsplit(p).hostname or "").lower() for p in self._proxies.values()}
+            resolver = GuardedResolver(guard, exempt=frozenset(proxy_hosts - {""}))
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True),
+            connector=aiohttp.TCPConnector(
+                limit=0, ttl_dns_cache=60, enable_cleanup_closed=True, resolver=resolver
+            ),
             headers={"User-Agent": USER_AGENT},
             trust_env=False,
         )
@@ -127,6 +144,8 @@ class ProviderHttp:
         data: aiohttp.FormData | None = None,
     ) -> AsyncIterator[Streamed]:
         options: dict[str, Any] = {"headers": headers, "timeout": timeouts.client_timeout()}
+        if self._guard is not None:
+            self._check_literal_address(url, provider)
         proxy = self._proxy_for(url)
         if proxy:
             options["proxy"] = proxy
@@ -154,11 +173,15 @@ class ProviderHttp:
         content: bytes,
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
-        """``multipart/form-data``: the plain ``fields`` and one file part."""
+        """``multipart/form-data``: the plain ``fields`` and one file part.
+
+        The file is sent from a stream: aiohttp would copy raw bytes over 1 MB in one piece,
+        blocking the event loop, and warns about it."""
         form = aiohttp.FormData()
         for name, value in fields.items():
             form.add_field(name, value)
-        form.add_field(file_field, content, filename=filename, content_type=content_type)
+        part = io.BytesIO(content)
+        form.add_field(file_field, part, filename=filename, content_type=content_type)
         async with self.stream(
             "POST", url, provider=provider, timeouts=timeouts, headers=headers, data=form
         ) as response:
@@ -166,6 +189,17 @@ class ProviderHttp:
 
     async def aclose(self) -> None:
         await self._session.close()
+
+    def _check_literal_address(self, url: str, provider: str) -> None:
+        """aiohttp does not resolve an IP literal, so the resolver never sees it: check it here."""
+        assert self._guard is not None
+        host = (urlsplit(url).hostname or "").lower()
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        if not self._guard.permits(host, address):
+            raise _refused(provider)
 
     def _proxy_for(self, url: str) -> str | None:
         """``HTTP_PROXY``/``HTTPS_PROXY`` as read at start, unless ``NO_PROXY`` exempts the host."""
@@ -187,12 +221,49 @@ def transport_errors(provider: str) -> Iterator[None]:
     """
     try:
         yield
+    except PrivateAddressError:
+        raise _refused(provider) from None
     except TimeoutError as error:
         raise ProviderUnavailable(f"{provider} did not answer in time", code="timeout") from error
     except aiohttp.ClientError as error:
         raise ProviderUnavailable(
             f"the connection to {provider} failed or was cut off", code="connection_error"
         ) from error
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's default resolver, refusing a host any of whose addresses the guard forbids.
+
+    ``exempt`` hosts (the operator's proxies) are resolved unchecked."""
+
+    def __init__(self, guard: HostGuard, exempt: frozenset[str] = frozenset()) -> None:
+        self._guard = guard
+        self._exempt = exempt
+        self._inner = aiohttp.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        name = host.lower()
+        if name in self._exempt:
+            return results
+        for result in results:
+            if not self._guard.permits(name, ipaddress.ip_address(result["host"])):
+                raise PrivateAddressError(f"{host} resolves to a private or local address")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _refused(provider: str) -> ProviderRejected:
+    # The tenant's URL, not BitBot, is at fault; retrying would not help. The host is not named:
+    # the message may reach the dead-letter entry, and the URL is the tenant's configuration.
+    return ProviderRejected(
+        f"the {provider} URL points to a private or local address; BitBot does not call it",
+        code="private_address",
+    )
 
 
 def _split_lines(text: str) -> list[str]:

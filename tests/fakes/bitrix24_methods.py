@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.fakes.bitrix24_files import disk_file_get
 from tests.fakes.bitrix24_model import (
     Bot,
     Command,
@@ -351,4 +352,5 @@ METHODS: dict[str, Method] = {
     "imbot.command.unregister": Method("imbot", imbot_command_unregister),
     "imbot.command.update": Method("imbot", imbot_command_update),
     "imbot.command.answer": Method("imbot", imbot_command_answer),
+    "disk.file.get": Method("disk", disk_file_get),
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.fakes.bitrix24_files import file_download_v2
 from tests.fakes.bitrix24_model import Bot, Command, RestError, SentMessage, TypingNotice, User
 from tests.fakes.bitrix24_params import (
     Caller,
@@ -323,4 +324,5 @@ METHODS_V2: dict[str, Method] = {
     "imbot.v2.Chat.Message.send": Method("imbot", message_send),
     "imbot.v2.Chat.InputAction.notify": Method("imbot", input_action_notify),
     "imbot.v2.Event.get": Method("imbot", event_get),
+    "imbot.v2.File.download": Method("imbot", file_download_v2),
 }

@@ -90,6 +90,26 @@ class Chat:
         return self.message_type == "P"
 
 
+@dataclass
+class OpenLineSession:
+    """The current session of an Open-Line chat and who holds it (§5.2): the line's welcome bot
+    answers until it hands over (or a human takes over); then the line's operators do."""
+
+    chat_id: int
+    line_id: int
+    session_id: int
+    holder: str = "bot"  # bot | operator
+
+
+@dataclass(frozen=True)
+class OperatorHandoff:
+    """One accepted ``imopenlines.bot.session.operator``: the chat went to the line's queue."""
+
+    chat_id: int
+    user_id: int  # whose token made the call
+    at: float
+
+
 @dataclass(frozen=True)
 class IncomingFile:
     """A Drive file attached to an incoming message (§9.1)."""
@@ -104,6 +124,36 @@ class IncomingFile:
     @property
     def extension(self) -> str:
         return self.name.rsplit(".", 1)[-1].lower() if "." in self.name else ""
+
+
+@dataclass
+class StoredFile:
+    """A Drive file's bytes on the portal; ``readable`` False: the app's tokens may not read it."""
+
+    id: int
+    name: str
+    content: bytes = field(repr=False)
+    content_type: str
+    type: str = "file"
+    readable: bool = True
+
+
+@dataclass(frozen=True)
+class DownloadLink:
+    """A signed download URL handed out by ``disk.file.get`` or ``imbot.v2.File.download``."""
+
+    token: str
+    file_id: int
+    one_time: bool
+
+
+@dataclass(frozen=True)
+class FileDownload:
+    """One GET of a download link, as the portal saw it."""
+
+    file_id: int | None
+    status: int
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ is in ``bitrix24_rest.py``. Reference: shared/reference/bitrix24.md.
 
 from __future__ import annotations
 
+import mimetypes
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,13 +18,19 @@ from tests.fakes.bitrix24_model import (
     Bot,
     Chat,
     Command,
+    DownloadLink,
     EventBinding,
     Fault,
+    FileDownload,
     InboundMessage,
+    IncomingFile,
     Notification,
+    OpenLineSession,
+    OperatorHandoff,
     QueuedEvent,
     RestCall,
     SentMessage,
+    StoredFile,
     TypingNotice,
     User,
 )
@@ -132,6 +139,15 @@ class Portal:
         self.v2_events: list[QueuedEvent] = []
         self.v2_cursor: dict[int, int] = {}
         self.faults: list[Fault] = []
+        self.open_lines: dict[int, OpenLineSession] = {}
+        """Open-Line chats by chat id, with who holds each one's session (bot or operator)."""
+        self.handoffs: list[OperatorHandoff] = []
+        self.files: dict[int, StoredFile] = {}
+        self.download_links: dict[str, DownloadLink] = {}
+        self.downloads: list[FileDownload] = []
+        self.download_base: str | None = None
+        """Where download links point instead of the portal (a storage host elsewhere)."""
+        self._file_ids = count(5249)
         # Separate ranges so that a product mixing up a user, chat or message id fails loudly.
         self._user_ids = count(1)
         self._chat_ids = count(101)
@@ -244,6 +260,7 @@ class Portal:
         """An Open Channel operator chat; ``CHAT_ENTITY_*`` layout from §5.3."""
         chat_id = self.next_chat_id()
         started = int(self.now())
+        self.open_lines[chat_id] = OpenLineSession(chat_id, line_id, session_id)
         return Chat(
             id=chat_id,
             dialog_id=f"chat{chat_id}",
@@ -256,6 +273,43 @@ class Portal:
             entity_data_2=f"LEAD|{lead_id}|COMPANY|0|CONTACT|0|DEAL|0",
             entity_data_3="",
         )
+
+    def operator_takes_over(self, chat: Chat) -> None:
+        """A human operator took the Open-Line chat (the bot no longer holds the session)."""
+        self.open_lines[chat.id].holder = "operator"
+
+    def session_holder(self, chat: Chat) -> str | None:
+        """``bot`` or ``operator`` for an Open-Line chat; None for any other chat."""
+        session = self.open_lines.get(chat.id)
+        return session.holder if session else None
+
+    def add_file(
+        self,
+        name: str,
+        content: bytes,
+        *,
+        content_type: str | None = None,
+        readable: bool = True,
+        size: int | None = None,
+    ) -> IncomingFile:
+        """A file a customer sent: stored on the portal's Drive; attach the returned
+        ``IncomingFile`` to ``message_add(..., files=...)``. ``size`` overrides what the event
+        says about it."""
+        guessed = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        family = guessed.split("/", 1)[0]
+        kind = family if family in ("image", "video", "audio") else "file"
+        stored = StoredFile(next(self._file_ids), name, content, guessed, kind, readable=readable)
+        self.files[stored.id] = stored
+        declared = len(content) if size is None else size
+        return IncomingFile(stored.id, name, stored.type, declared)
+
+    def download_link(self, file_id: int, *, one_time: bool, auth: str = "") -> str:
+        """A signed ``/rest/download.json`` URL on the portal for a stored file (§9.2)."""
+        link = DownloadLink(secrets.token_urlsafe(24), file_id, one_time)
+        self.download_links[link.token] = link
+        query = f"auth={auth}&" if auth else ""
+        base = self.download_base or self.uri
+        return f"{base}/rest/download.json?{query}token=disk%7C{link.token}"
 
     def handler_id(self, event: str) -> int:
         """A stable ``event_handler_id`` per event name, as the queue server stamps them."""

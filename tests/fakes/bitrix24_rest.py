@@ -18,15 +18,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.bitrix24_files import download_routes
 from tests.fakes.bitrix24_methods import METHODS
 from tests.fakes.bitrix24_methods_v2 import METHODS_V2
 from tests.fakes.bitrix24_model import RestCall, RestError
+from tests.fakes.bitrix24_openlines import METHODS_OPENLINES
 from tests.fakes.bitrix24_params import Caller, Method, Params, param_bool, param_dict
 from tests.fakes.bitrix24_php import nest, parse_query, php_array
 from tests.fakes.bitrix24_portal import Portal
 
 BATCH_LIMIT = 50
-ALL_METHODS = {**METHODS, **METHODS_V2}
+ALL_METHODS = {**METHODS, **METHODS_V2, **METHODS_OPENLINES}
 _BY_LOWER_NAME = {name.lower(): name for name in ALL_METHODS}
 # ``user.*`` methods accept any of the user scope family.
 _SCOPE_FAMILIES = {"user": ("user", "user_brief", "user_basic")}
@@ -45,7 +47,10 @@ def portal_routes(find_portal: PortalFinder) -> list[Route]:
     async def endpoint(request: Request) -> Response:
         return await _serve_call(request, find_portal)
 
-    return [Route("/{portal}/rest/{method:path}", endpoint, methods=["GET", "POST"])]
+    return [
+        *download_routes(find_portal),
+        Route("/{portal}/rest/{method:path}", endpoint, methods=["GET", "POST"]),
+    ]
 
 
 async def _serve_call(request: Request, find_portal: PortalFinder) -> Response:

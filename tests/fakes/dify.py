@@ -55,11 +55,25 @@ __all__ = [
 ]
 
 _MB = 1024 * 1024
+_IMAGE = ("jpg", "jpeg", "png", "webp", "gif", "svg")
+_AUDIO = ("mp3", "m4a", "wav", "amr", "mpga")
+_VIDEO = ("mp4", "mov", "mpeg", "webm")
+# The default extractor's set (api/constants/__init__.py); the Unstructured one adds more.
+_DOCUMENT = (
+    *("txt", "markdown", "md", "mdx", "pdf", "html", "htm", "xlsx", "xls", "docx", "csv"),
+    *("vtt", "properties"),
+)
+_FILE_TYPES = {
+    **dict.fromkeys(_IMAGE, "image"),
+    **dict.fromkeys(_AUDIO, "audio"),
+    **dict.fromkeys(_VIDEO, "video"),
+    **dict.fromkeys(_DOCUMENT, "document"),
+}
 # Dify's default upload ceilings per file type; anything else counts as a document (15 MB).
 _SIZE_LIMITS = {
-    **dict.fromkeys(("jpg", "jpeg", "png", "webp", "gif", "svg"), 10 * _MB),
-    **dict.fromkeys(("mp3", "m4a", "wav", "amr", "mpga"), 50 * _MB),
-    **dict.fromkeys(("mp4", "mov", "mpeg", "webm"), 100 * _MB),
+    **dict.fromkeys(_IMAGE, 10 * _MB),
+    **dict.fromkeys(_AUDIO, 50 * _MB),
+    **dict.fromkeys(_VIDEO, 100 * _MB),
 }
 
 
@@ -69,6 +83,8 @@ class FakeDify:
     def __init__(self, *, clock: Clock = time.time) -> None:
         self.clock = clock
         self.apps: dict[str, DifyApp] = {}
+        self.extension_blacklist: set[str] = set()
+        """``UPLOAD_FILE_EXTENSION_BLACKLIST`` of the deployment (no dot, lower case)."""
         self.requests: list[RecordedRequest] = []
         self.asgi = Starlette(
             routes=[
@@ -96,10 +112,12 @@ class FakeDify:
             raise _invalid_param("query is required")
         conversation = _existing_conversation(app, payload.conversation_id, user)
         inputs = _prepare(app, payload.inputs)
+        files = _files(app, payload.files, user)
         fault = _admit_run(app)
         conversation = conversation or self._start_conversation(app, user, inputs)
         conversation.queries.append(payload.query)
-        run = DifyRun(payload.query, inputs, user, conversation.id, _files(app, payload.files))
+        run = DifyRun(payload.query, inputs, user, conversation.id, files)
+        app.runs.append(run)
         ids = RunIds(app.workflow_id, user, self.clock, conversation_id=conversation.id)
         events = RunEvents(ids, inputs, chat=True)
         return await chat_response(app, run, events, fault, streaming=payload.streaming)
@@ -112,8 +130,10 @@ class FakeDify:
         _require_mode(app, "workflow")
         payload = _WorkflowPayload.parse(body)
         inputs = _prepare(app, payload.inputs)
+        files = _files(app, payload.files, user)
         fault = _admit_run(app)
-        run = DifyRun("", inputs, user, None, _files(app, payload.files))
+        run = DifyRun("", inputs, user, None, files)
+        app.runs.append(run)
         events = RunEvents(RunIds(app.workflow_id, user, self.clock), inputs, chat=False)
         return await workflow_response(app, run, events, fault, streaming=payload.streaming)
 
@@ -134,6 +154,9 @@ class FakeDify:
 
     async def _upload(self, request: Request) -> Response:
         app = self._authenticate(await self._record(request))
+        if app.upload_error is not None:
+            error = app.upload_error
+            raise DifyHTTPError(error.status, error.code, error.message)
         async with request.form() as form:
             user = str(form.get("user") or "DEFAULT-USER")
             file = _single_file([(key, value) for key, value in form.multi_items()])
@@ -173,8 +196,12 @@ class FakeDify:
             raise _invalid_param("Filename contains invalid characters")
         if not file.content_type:
             raise DifyHTTPError(415, "unsupported_file_type", "File type not allowed.")
-        content = await file.read()
         extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if extension in self.extension_blacklist:
+            raise _invalid_param(
+                f"File extension '.{extension}' is not allowed for security reasons"
+            )
+        content = await file.read()
         if len(content) > (app.upload_size_limit or _SIZE_LIMITS.get(extension, 15 * _MB)):
             raise DifyHTTPError(413, "file_too_large", "")
         stored = UploadedFile(
@@ -312,8 +339,44 @@ def _admit_run(app: DifyApp) -> DifyFault | None:
     return app.take_run_fault()
 
 
-def _files(app: DifyApp, files: list[JSON]) -> list[JSON]:
-    return files if app.file_upload_enabled else []
+def _files(app: DifyApp, files: list[JSON], user: str) -> list[JSON]:
+    """``files`` as the run sees them: ignored when uploads are off, else each one checked like
+    ``file_factory.build_from_mappings`` (any failure is a ``ValueError``: 400 invalid_param)."""
+    if not app.file_upload_enabled:
+        return []
+    for item in files:
+        _check_file(app, item, user)
+    if len(files) > app.file_number_limit:
+        raise _invalid_param(f"Number of files exceeds the maximum limit {app.file_number_limit}")
+    return files
+
+
+def _check_file(app: DifyApp, item: JSON, user: str) -> None:
+    kind, method = item.get("type", "custom"), item.get("transfer_method")
+    if kind not in ("image", "document", "audio", "video", "custom"):
+        raise _invalid_param(f"'{kind}' is not a valid FileType")
+    if method == "remote_url":
+        if not item.get("url"):
+            raise _invalid_param("Invalid file url")
+        return
+    if method != "local_file":
+        raise _invalid_param(f"'{method}' is not a valid FileTransferMethod")
+    stored = app.uploads.get(str(item.get("upload_file_id") or ""))
+    # Only the user who uploaded a file may use it (reference §A3).
+    if stored is None or stored.user != user:
+        raise _invalid_param("Invalid upload file")
+    detected = _FILE_TYPES.get(stored.extension, "custom")
+    if kind != "custom" and kind != detected:
+        raise _invalid_param(
+            "Detected file type does not match the specified type. Please verify the file."
+        )
+    if kind == "custom":
+        extensions = {e.lower() for e in app.allowed_file_extensions}
+        refused = f".{stored.extension}" not in extensions
+    else:
+        refused = bool(app.allowed_file_types) and kind not in app.allowed_file_types
+    if refused:
+        raise _invalid_param(f"File validation failed for file: {stored.name}")
 
 
 def _single_file(parts: list[tuple[str, Any]]) -> UploadFile:
@@ -340,11 +403,15 @@ def _parameters(app: DifyApp) -> JSON:
         "user_input_form": app.user_input_form(),
         "file_upload": {
             "enabled": app.file_upload_enabled,
-            "image": {"enabled": False, "number_limits": 3, "transfer_methods": methods},
-            "allowed_file_types": ["image", "document"],
-            "allowed_file_extensions": [],
+            "image": {
+                "enabled": False,
+                "number_limits": app.file_number_limit,
+                "transfer_methods": methods,
+            },
+            "allowed_file_types": list(app.allowed_file_types),
+            "allowed_file_extensions": list(app.allowed_file_extensions),
             "allowed_file_upload_methods": methods,
-            "number_limits": 3,
+            "number_limits": app.file_number_limit,
         },
         "system_parameters": {
             "file_size_limit": 15,

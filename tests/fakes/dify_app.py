@@ -130,6 +130,12 @@ class DifyApp:
     """Concurrent runs before ``429 too_many_requests``; 0 is unlimited (Dify's default)."""
     file_upload_enabled: bool = False
     """When off, Dify ignores ``files`` silently."""
+    allowed_file_types: Sequence[str] = ("image", "document")
+    allowed_file_extensions: Sequence[str] = ()
+    """For ``custom`` files, with the dot, as Dify stores them (``".zip"``)."""
+    file_number_limit: int = 3
+    upload_error: HttpError | None = None
+    """Every ``/files/upload`` answers this error until cleared."""
     upload_size_limit: int | None = None
     """Bytes; ``None`` applies Dify's defaults per file type."""
     name: str = "Fake Dify app"
@@ -143,6 +149,8 @@ class DifyApp:
     conversations: dict[str, DifyConversation] = field(default_factory=dict)
     uploads: dict[str, UploadedFile] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
+    runs: list[DifyRun] = field(default_factory=list)
+    """Every run Dify accepted, as the flow saw it (``files`` validated)."""
     active_runs: int = 0
     _one_shot: deque[DifyFault] = field(default_factory=deque)
 
