@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import time
 
+from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.appender import Appender
 from gateway.events import EVENT_NAMES
@@ -33,8 +34,36 @@ def rejected(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def intake_routes(queue: Queue, tenants: TenantCache) -> list[Route]:
-    return [Route("/b24/events", EventIntake(queue, tenants), methods=["POST"])]
+INTAKE_PATH = "/b24/events"
+
+
+def intake_routes(intake: EventIntake) -> list[Route]:
+    return [Route(INTAKE_PATH, intake, methods=["POST"])]
+
+
+def intake_shortcut(intake: EventIntake) -> Middleware:
+    """For the gateway app's ``middleware``, last (innermost): see ``IntakeShortcut``."""
+    return Middleware(IntakeShortcut, intake=intake)
+
+
+class IntakeShortcut:
+    """``POST /b24/events`` straight to the intake, past Starlette's exception middleware and
+    router, which build a Request object and match the routes for every event.
+
+    The layers outside it stay: an unexpected error still becomes a 500 and reaches Sentry with
+    its request, and the request id is bound. Everything else, including another method on this
+    path (405), goes the usual way through the router.
+    """
+
+    def __init__(self, app: ASGIApp, intake: EventIntake) -> None:
+        self.app = app
+        self._intake = intake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == INTAKE_PATH and scope["method"] == "POST":
+            await self._intake(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class EventIntake:

@@ -16,7 +16,7 @@ from billing import (
     run_billing_jobs,
 )
 from gateway.httpshards import ClientShards
-from gateway.intake import intake_routes
+from gateway.intake import EventIntake, intake_routes, intake_shortcut
 from gateway.leases import ShardLeases
 from gateway.portals import PortalClients
 from gateway.providers.http import ProviderHttp
@@ -42,8 +42,11 @@ def queue_of(runtime: Runtime) -> Queue:
 
 def create_gateway_app(runtime: Runtime) -> Starlette:
     store = TenantStore(runtime.engine, runtime.vault, runtime.hasher)
-    routes = intake_routes(queue_of(runtime), TenantCache(store, runtime.hasher))
-    return Starlette(routes=[*routes, *health_routes(runtime)], middleware=[REQUEST_ID])
+    intake = EventIntake(queue_of(runtime), TenantCache(store, runtime.hasher))
+    return Starlette(
+        routes=[*intake_routes(intake), *health_routes(runtime)],
+        middleware=[REQUEST_ID, intake_shortcut(intake)],
+    )
 
 
 def build_worker(

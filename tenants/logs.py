@@ -9,6 +9,7 @@ passes ``tenants.scrub`` last, so a secret that reaches a log call is masked bef
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from collections.abc import Iterator
@@ -112,6 +113,15 @@ def bound_context(**values: Any) -> Iterator[None]:
         yield
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
+
+
+def context_var(key: str) -> contextvars.ContextVar[Any]:
+    """The variable behind the log context's ``key``, for a hot path that binds it per request:
+    ``set`` and ``reset`` on it cost a fraction of ``bound_context``. Found through structlog's
+    public API: binding returns tokens, and a token knows its variable."""
+    token = structlog.contextvars.bind_contextvars(**{key: None})[key]
+    structlog.contextvars.reset_contextvars(**{key: token})
+    return token.var
 
 
 def current_context() -> dict[str, Any]:

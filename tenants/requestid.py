@@ -13,11 +13,12 @@ import re
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tenants.logs import bound_context
+from tenants.logs import context_var
 
 HEADER = b"x-request-id"
 SANE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 SCOPE_KEY = "bitbot.request_id"
+_BOUND = context_var("request_id")
 
 
 def request_id_of(value: bytes | None) -> str:
@@ -35,23 +36,35 @@ class RequestId:
         if scope["type"] != "http" or SCOPE_KEY in scope:  # an outer app already did it
             await self.app(scope, receive, send)
             return
-        # ASGI servers give header names in lower case.
-        given = next((v for k, v in scope["headers"] if k == HEADER), None)
+        # ASGI servers give header names in lower case. This runs on every gateway request:
+        # plain loops, one scope copy, the log context bound through its variable.
+        headers = scope["headers"]
+        given = None
+        for name, value in headers:
+            if name == HEADER:
+                given = value
+                break
         request_id = request_id_of(given)
         raw = request_id.encode("latin-1")
-        headers = scope["headers"]
-        if given is not None:
+        if given is None:
+            headers = [*headers, (HEADER, raw)]
+        elif given != raw:
             headers = [(k, v) for k, v in headers if k != HEADER]
-        scope = {**scope, "headers": [*headers, (HEADER, raw)], SCOPE_KEY: request_id}
+            headers.append((HEADER, raw))
+        scope = {**scope, "headers": headers, SCOPE_KEY: request_id}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() != HEADER]
-                message = {**message, "headers": [*kept, (HEADER, raw)]}
+                kept.append((HEADER, raw))
+                message = {**message, "headers": kept}
             await send(message)
 
-        with bound_context(request_id=request_id):
+        token = _BOUND.set(request_id)
+        try:
             await self.app(scope, receive, send_with_id)
+        finally:
+            _BOUND.reset(token)
 
 
 # For ``Starlette(middleware=[REQUEST_ID, …])``; put it first so that it wraps the others.

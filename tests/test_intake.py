@@ -105,3 +105,16 @@ def _shard(member_id: str) -> int:
     from tenants.queue import shard_of
 
     return shard_of(member_id, 4)
+
+
+async def test_other_methods_on_the_intake_path_are_405_and_carry_a_request_id(
+    stack: Stack,
+) -> None:
+    """Only POST takes the intake's shortcut; the rest goes through the router as before."""
+    for method in ("GET", "PUT"):
+        response = await stack.http.request(method, stack.events_url)
+        assert response.status_code == 405
+        assert response.headers["x-request-id"]
+    posted = await post(stack, b"event=x")
+    assert posted.status_code == 400
+    assert posted.headers["x-request-id"]

@@ -78,19 +78,20 @@ def envelope(body: bytes) -> dict[str, str]:
     if text.find("&auth=") >= 0:
         raise FormError("field 'auth' is both a value and a group")
     found: dict[str, str] = {}
-    for name in ENVELOPE_FIELDS:
-        value = _last_value(text, name)
+    for name, markers in _ENVELOPE_MARKERS:
+        value = _last_value(text, markers)
         if value is not None:
             found[name] = value
     return found
 
 
-def _last_value(text: str, name: str) -> str | None:
+def _last_value(text: str, markers: tuple[str, ...]) -> str | None:
+    """The value after the last of ``markers`` (``&name=`` in each spelling) in ``text``."""
     best = -1
-    for spelling in _spellings(name):
-        at = text.rfind(f"&{spelling}=")
+    for marker in markers:
+        at = text.rfind(marker)
         if at > best:
-            best, start = at, at + len(spelling) + 2
+            best, start = at, at + len(marker)
     if best < 0:
         return None
     end = text.find("&", start)
@@ -105,6 +106,11 @@ def _spellings(name: str) -> tuple[str, ...]:
         name.replace("[", "%5B").replace("]", "%5D"),
         name.replace("[", "%5b").replace("]", "%5d"),
     )
+
+
+_ENVELOPE_MARKERS = tuple(
+    (name, tuple(f"&{spelling}=" for spelling in _spellings(name))) for name in ENVELOPE_FIELDS
+)
 
 
 def _place(root: Form, parts: tuple[str, ...], value: str) -> None:
