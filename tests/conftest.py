@@ -20,6 +20,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from gateway.providers.http import ProviderHttp
 from tenants.runtime import Runtime, build_runtime
 from tenants.settings import Settings, load_settings
 from tests.fakes.bitrix24 import FakeBitrix24
@@ -203,3 +204,13 @@ async def http() -> AsyncIterator[httpx2.AsyncClient]:
     # Generous: on a busy two-core machine a request that syncs with the fakes can take seconds.
     async with httpx2.AsyncClient(timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+async def provider_http() -> AsyncIterator[ProviderHttp]:
+    """The provider adapters' HTTP client, without a host guard: the fakes live on loopback."""
+    client = ProviderHttp()
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,14 @@ from tenants.netguard import HostGuard
 from tenants.runtime import Runtime, build_runtime
 from tenants.schema import bots, connectors, providers, utcnow
 from tenants.settings import load_settings
-from tenants.store import Portal as PortalInstall
-from tenants.store import Tenant, TenantStore, TokenPair
+from tenants.store import Tenant, TenantStore
 from tenants.vault import tenant_context
 from tests.conftest import B24_CLIENT_ID, B24_SECRET, PUBLIC_URL, Backend
 from tests.fakes.bitrix24 import Bot, FakeBitrix24, Portal, SentMessage
 from tests.fakes.dify import DifyApp, FakeDify
 from tests.fakes.server import serve
 from tests.fakes.typebot import FakeTypebot, Typebot
+from tests.installs import install_portal
 
 FAST_RETRY = RetryPolicy(attempts=3, first_delay_s=0.01, factor=2.0)
 
@@ -83,22 +82,7 @@ class Stack:
 
     async def install(self, portal: Portal) -> Tenant:
         store = TenantStore(self.runtime.engine, self.runtime.vault, self.runtime.hasher)
-        tenant = await store.install(
-            PortalInstall(
-                member_id=portal.member_id,
-                domain=portal.domain,
-                client_endpoint=portal.client_endpoint,
-                server_endpoint=portal.server_endpoint,
-                scope=portal.scope,
-                application_token=portal.application_token,
-            ),
-            TokenPair(
-                portal.auth.access_token,
-                portal.auth.refresh_token,
-                datetime.fromtimestamp(time.time() + 3600, UTC),
-                portal.admin.id,
-            ),
-        )
+        tenant = await install_portal(store, portal, time.time())
         async with self.runtime.engine.begin() as connection:
             await connection.execute(
                 sa.update(sa.table("tenants", sa.column("id"), sa.column("bot_api_version")))

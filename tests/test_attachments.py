@@ -5,7 +5,6 @@ against the fake portal over HTTP, v1 through ``disk.file.get``, v2 through
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 
 import httpx2
 import pytest
@@ -16,10 +15,9 @@ from gateway.providers.errors import AttachmentError
 from tenants.bitrix24 import Bitrix24Client, Services, build_services
 from tenants.netguard import HostGuard
 from tenants.runtime import Runtime
-from tenants.store import Portal as PortalInstall
-from tenants.store import Tenant, TokenPair
 from tests.conftest import SteppedClock
 from tests.fakes.bitrix24 import FakeBitrix24, IncomingFile, Portal
+from tests.installs import install_portal
 
 CAP = 1024 * 1024
 PDF = b"%PDF-1.7 " + b"x" * 2000
@@ -31,23 +29,7 @@ def services(b24_runtime: Runtime, http: httpx2.AsyncClient, clock: SteppedClock
 
 
 async def client_for(services: Services, portal: Portal, clock: SteppedClock) -> Bitrix24Client:
-    tenant: Tenant = await services.store.install(
-        PortalInstall(
-            member_id=portal.member_id,
-            domain=portal.domain,
-            client_endpoint=portal.client_endpoint,
-            server_endpoint=portal.server_endpoint,
-            scope=portal.scope,
-            application_token=portal.application_token,
-        ),
-        TokenPair(
-            portal.auth.access_token,
-            portal.auth.refresh_token,
-            datetime.fromtimestamp(clock.now() + 3600, UTC),
-            portal.admin.id,
-        ),
-    )
-    return Bitrix24Client(tenant, services)
+    return Bitrix24Client(await install_portal(services.store, portal, clock.now()), services)
 
 
 def ref(file: IncomingFile, *, name: str | None = None) -> FileRef:

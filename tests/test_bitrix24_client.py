@@ -20,10 +20,10 @@ from tenants.bitrix24 import (
 )
 from tenants.netguard import HostGuard, PrivateAddressError
 from tenants.runtime import Runtime
-from tenants.store import Portal as PortalInstall
-from tenants.store import Tenant, TokenPair
+from tenants.store import Tenant
 from tests.conftest import SteppedClock
 from tests.fakes.bitrix24 import FakeBitrix24, Portal
+from tests.installs import install_portal
 
 
 @pytest.fixture
@@ -32,24 +32,7 @@ def services(b24_runtime: Runtime, http: httpx2.AsyncClient, clock: SteppedClock
 
 
 async def installed(services: Services, portal: Portal, clock: SteppedClock) -> Tenant:
-    from datetime import UTC, datetime
-
-    return await services.store.install(
-        PortalInstall(
-            member_id=portal.member_id,
-            domain=portal.domain,
-            client_endpoint=portal.client_endpoint,
-            server_endpoint=portal.server_endpoint,
-            scope=portal.scope,
-            application_token=portal.application_token,
-        ),
-        TokenPair(
-            portal.auth.access_token,
-            portal.auth.refresh_token,
-            datetime.fromtimestamp(clock.now() + 3600, UTC),
-            1,
-        ),
-    )
+    return await install_portal(services.store, portal, clock.now(), installer_id=1)
 
 
 async def test_call_returns_the_result(

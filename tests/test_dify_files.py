@@ -91,22 +91,13 @@ async def base_url(dify: FakeDify) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[ProviderHttp]:
-    client = ProviderHttp()
-    try:
-        yield client
-    finally:
-        await client.aclose()
+def chatflow(provider_http: ProviderHttp) -> DifyChatflow:
+    return DifyChatflow(provider_http, RedisSessions(fakeredis.FakeAsyncRedis()), forms=DifyForms())
 
 
 @pytest.fixture
-def chatflow(http: ProviderHttp) -> DifyChatflow:
-    return DifyChatflow(http, RedisSessions(fakeredis.FakeAsyncRedis()), forms=DifyForms())
-
-
-@pytest.fixture
-def workflow(http: ProviderHttp) -> DifyWorkflow:
-    return DifyWorkflow(http, RedisSessions(fakeredis.FakeAsyncRedis()), forms=DifyForms())
+def workflow(provider_http: ProviderHttp) -> DifyWorkflow:
+    return DifyWorkflow(provider_http, RedisSessions(fakeredis.FakeAsyncRedis()), forms=DifyForms())
 
 
 def chat_config(base_url: str) -> ProviderConfig:

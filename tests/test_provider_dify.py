@@ -65,15 +65,6 @@ async def base_url(dify: FakeDify) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[ProviderHttp]:
-    client = ProviderHttp()
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
 def sessions() -> RedisSessions:
     return RedisSessions(fakeredis.FakeAsyncRedis())
 
@@ -84,13 +75,17 @@ def forms() -> DifyForms:
 
 
 @pytest.fixture
-def chatflow(http: ProviderHttp, sessions: RedisSessions, forms: DifyForms) -> DifyChatflow:
-    return DifyChatflow(http, sessions, forms=forms)
+def chatflow(
+    provider_http: ProviderHttp, sessions: RedisSessions, forms: DifyForms
+) -> DifyChatflow:
+    return DifyChatflow(provider_http, sessions, forms=forms)
 
 
 @pytest.fixture
-def workflow(http: ProviderHttp, sessions: RedisSessions, forms: DifyForms) -> DifyWorkflow:
-    return DifyWorkflow(http, sessions, forms=forms)
+def workflow(
+    provider_http: ProviderHttp, sessions: RedisSessions, forms: DifyForms
+) -> DifyWorkflow:
+    return DifyWorkflow(provider_http, sessions, forms=forms)
 
 
 def chat_config(base_url: str, api_key: str = CHAT_KEY) -> ProviderConfig:
@@ -329,10 +324,10 @@ async def test_dropped_connection_is_unavailable(
 
 
 async def test_silent_provider_hits_the_read_timeout(
-    http: ProviderHttp, sessions: RedisSessions, dify: FakeDify, base_url: str
+    provider_http: ProviderHttp, sessions: RedisSessions, dify: FakeDify, base_url: str
 ) -> None:
     dify.apps[CHAT_KEY].delay = 1.0
-    adapter = DifyChatflow(http, sessions, read_timeout_s=0.2, forms=DifyForms())
+    adapter = DifyChatflow(provider_http, sessions, read_timeout_s=0.2, forms=DifyForms())
 
     with pytest.raises(ProviderUnavailable) as caught:
         await adapter.run(chat_config(base_url), turn())
@@ -341,12 +336,12 @@ async def test_silent_provider_hits_the_read_timeout(
 
 
 async def test_pings_keep_the_stream_alive_until_the_turn_cap(
-    http: ProviderHttp, sessions: RedisSessions, dify: FakeDify, base_url: str
+    provider_http: ProviderHttp, sessions: RedisSessions, dify: FakeDify, base_url: str
 ) -> None:
     app = dify.apps[CHAT_KEY]
     app.delay, app.ping_interval = 1.5, 0.1
     adapter = DifyChatflow(
-        http, sessions, read_timeout_s=0.5, turn_timeout_s=0.8, forms=DifyForms()
+        provider_http, sessions, read_timeout_s=0.5, turn_timeout_s=0.8, forms=DifyForms()
     )
 
     with pytest.raises(ProviderUnavailable) as caught:
@@ -356,11 +351,11 @@ async def test_pings_keep_the_stream_alive_until_the_turn_cap(
 
 
 async def test_slow_answer_within_limits_arrives_thanks_to_pings(
-    http: ProviderHttp, sessions: RedisSessions, dify: FakeDify, base_url: str
+    provider_http: ProviderHttp, sessions: RedisSessions, dify: FakeDify, base_url: str
 ) -> None:
     app = dify.apps[CHAT_KEY]
     app.delay, app.ping_interval = 0.6, 0.1
-    adapter = DifyChatflow(http, sessions, read_timeout_s=0.3, forms=DifyForms())
+    adapter = DifyChatflow(provider_http, sessions, read_timeout_s=0.3, forms=DifyForms())
 
     reply = await adapter.run(chat_config(base_url), turn())
 
@@ -469,13 +464,13 @@ def assert_clean(error: BaseException) -> None:
 
 
 def test_provider_table_maps_each_type_to_its_adapter(
-    http: ProviderHttp, sessions: RedisSessions
+    provider_http: ProviderHttp, sessions: RedisSessions
 ) -> None:
-    assert isinstance(provider_for("dify_chatflow", http, sessions), DifyChatflow)
-    assert isinstance(provider_for("dify_workflow", http, sessions), DifyWorkflow)
-    assert isinstance(provider_for("typebot", http, sessions), TypebotAdapter)
+    assert isinstance(provider_for("dify_chatflow", provider_http, sessions), DifyChatflow)
+    assert isinstance(provider_for("dify_workflow", provider_http, sessions), DifyWorkflow)
+    assert isinstance(provider_for("typebot", provider_http, sessions), TypebotAdapter)
     with pytest.raises(ProviderRejected) as caught:
-        provider_for("botpress", http, sessions)
+        provider_for("botpress", provider_http, sessions)
     assert caught.value.code == "unknown_provider"
 
 

@@ -72,22 +72,13 @@ async def viewer(typebot: FakeTypebot) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[ProviderHttp]:
-    client = ProviderHttp()
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
 def sessions() -> RedisSessions:
     return RedisSessions(fakeredis.FakeAsyncRedis())
 
 
 @pytest.fixture
-def adapter(http: ProviderHttp, sessions: RedisSessions) -> TypebotAdapter:
-    return TypebotAdapter(http, sessions)
+def adapter(provider_http: ProviderHttp, sessions: RedisSessions) -> TypebotAdapter:
+    return TypebotAdapter(provider_http, sessions)
 
 
 def config(viewer: str, public_id: str = "survey", api_key: str | None = None) -> ProviderConfig:
@@ -316,10 +307,10 @@ async def test_missing_start_url_is_rejected(adapter: TypebotAdapter, viewer: st
 
 
 async def test_slow_typebot_hits_the_read_timeout(
-    http: ProviderHttp, sessions: RedisSessions, typebot: FakeTypebot, viewer: str
+    provider_http: ProviderHttp, sessions: RedisSessions, typebot: FakeTypebot, viewer: str
 ) -> None:
     typebot.typebots["survey"].delay = 1.0
-    slow = TypebotAdapter(http, sessions, read_timeout_s=0.2)
+    slow = TypebotAdapter(provider_http, sessions, read_timeout_s=0.2)
 
     with pytest.raises(ProviderUnavailable) as caught:
         await slow.run(config(viewer), turn("Paris"))
@@ -345,7 +336,7 @@ SECRET_VALUE = "Walrus-9913-private"
     ],
 )
 async def test_errors_never_carry_the_key_or_an_input(
-    http: ProviderHttp,
+    provider_http: ProviderHttp,
     sessions: RedisSessions,
     typebot: FakeTypebot,
     viewer: str,
@@ -360,7 +351,9 @@ async def test_errors_never_carry_the_key_or_an_input(
     )
 
     with pytest.raises(ProviderError) as caught:
-        await TypebotAdapter(http, sessions).run(config(viewer, "private", API_KEY), request)
+        await TypebotAdapter(provider_http, sessions).run(
+            config(viewer, "private", API_KEY), request
+        )
 
     for text in (str(caught.value), repr(caught.value.args), caught.value.code):
         assert SECRET_VALUE not in text
