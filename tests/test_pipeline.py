@@ -14,6 +14,7 @@ from tests.conftest import Backend, SteppedClock
 from tests.fakes.bitrix24 import (
     Portal,
     command_add,
+    command_add_v2,
     enqueue_v2,
     join_chat,
     message_add,
@@ -143,6 +144,45 @@ async def test_command_is_answered_as_a_command(stack: Stack) -> None:
     )
     body = runs(app)[-1].json or {}
     assert body["query"] == "/help billing"
+
+
+async def test_chatbots_2_command_in_an_open_channel_is_answered_in_v2(stack: Stack) -> None:
+    app = stack.dify.add_app(DifyApp("app-key-1", answer="Opening hours: 9-18"))
+    portal = stack.cloud.add_portal("new.bitrix24.com", v2=True)
+    bot = portal.add_v2_bot("support", webhook_url=stack.events_url)
+    command = portal.add_command(bot, "hours", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot)
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+
+    event = command_add_v2(portal, command, chat, customer, command_params="today")
+    assert (await send_event(stack.events_url, webhook_v2(portal, event))).status_code == 200
+
+    (reply,) = await replies(portal, chat.dialog_id)
+    assert (reply.method, reply.command_id, reply.text) == (
+        "imbot.v2.Command.answer",
+        command.id,
+        "Opening hours: 9-18",
+    )
+    assert (runs(app)[-1].json or {})["query"] == "/hours today"
+
+
+async def test_provider_429_is_retried_and_the_turn_answered(stack: Stack) -> None:
+    app = stack.dify.add_app(DifyApp("app-key-1", answer="Back now"))
+    app.fail_next(HttpError.too_many_requests(), times=2)
+    portal = stack.cloud.add_portal("acme.bitrix24.com", v2=False)
+    bot = portal.add_v1_bot("support", stack.events_url)
+    await stack.add_bot(await stack.install(portal), bot, fallback_text="Please hold on.")
+    customer = portal.add_customer("Ann")
+    chat = portal.open_line_chat(customer)
+    stack.start_worker()
+
+    await send_event(stack.events_url, message_add(portal, bot, chat, customer, "Hello"))
+
+    (reply,) = await replies(portal, chat.dialog_id)
+    assert reply.text == "Back now"
+    assert len(runs(app)) == 3
 
 
 async def test_join_passes_the_event_name_so_the_flow_can_greet(stack: Stack) -> None:
