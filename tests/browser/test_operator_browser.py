@@ -29,39 +29,12 @@ from tenants.migrate import upgrade
 from tenants.queue import Queue
 from tenants.runtime import Runtime, build_runtime
 from tenants.settings import load_settings
-from tests.conftest import IN_CI, Backend
+from tests.browser.chromium import ARTIFACTS, CHROMIUM, HEADLESS_ARGS, WAIT_MS, need_browser
+from tests.conftest import Backend
 from tests.fakes.server import serve
 from tests.operator_kit import EMAIL, PASSWORD, a_bot, a_dead_letter, a_provider, a_tenant
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).parent.parent / "artifacts"
-WAIT_MS = 20_000
-
-
-def playwright_api() -> Any:
-    """Playwright's async API; outside CI a missing browser skips, in CI it fails."""
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (scripts/install-browser.sh installs it)"
-    try:
-        from playwright import async_api
-    except ImportError:
-        problem = "Playwright for Python is not installed (pip install -e '.[dev]')"
-    if problem:
-        if IN_CI:
-            pytest.fail(f"{problem}; CI must run the browser tests")
-        pytest.skip(problem)
-    return async_api
 
 
 @dataclass
@@ -119,7 +92,7 @@ async def seed(runtime: Runtime) -> tuple[int, str]:
 
 @pytest.fixture
 async def console(backend: Backend, tmp_path: Path) -> AsyncIterator[Console]:
-    playwright_api()
+    need_browser()
     async with AsyncExitStack() as stack:
         runtime = build_runtime(load_settings(backend.env(tmp_path)))
         stack.push_async_callback(runtime.close)
@@ -133,13 +106,13 @@ async def console(backend: Backend, tmp_path: Path) -> AsyncIterator[Console]:
 
 
 async def test_an_operator_runs_the_console(console: Console) -> None:
-    api = playwright_api()
+    api = need_browser()
     expect = api.expect
     expect.set_options(timeout=WAIT_MS)
     ARTIFACTS.mkdir(exist_ok=True)
     async with api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), args=HEADLESS_ARGS
         )
         try:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})

@@ -26,8 +26,9 @@ from gateway.providers import ProviderHttp
 from tenants.migrate import upgrade
 from tenants.runtime import build_runtime
 from tenants.settings import load_settings
+from tests.browser.chromium import ARTIFACTS, CHROMIUM, CROSS_SITE_ARGS, WAIT_MS, need_browser
 from tests.browser.harness import certificate, portal_page, serve_tls
-from tests.conftest import B24_CLIENT_ID, B24_SECRET, IN_CI, Backend
+from tests.conftest import B24_CLIENT_ID, B24_SECRET, Backend
 from tests.fakes.bitrix24 import FakeBitrix24, Portal
 from tests.fakes.dify import DifyApp, FakeDify
 from tests.fakes.server import free_port, serve
@@ -35,42 +36,13 @@ from tests.portal_kit import add_provider, install
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--ignore-certificate-errors",
-    "--host-resolver-rules=MAP *.localhost 127.0.0.1",
-]
 ROOT = Path(__file__).parent.parent.parent
-ARTIFACTS = ROOT / "tests" / "artifacts"
 # The README's picture is refreshed only on request, so a test run leaves the tree unchanged.
 README_SHOT = (
     ROOT / "docs" / "img" / "bot-page.png"
     if os.environ.get("BITBOT_README_SHOT") == "1"
     else ARTIFACTS / "bot-page-readme.png"
 )
-WAIT_MS = 20_000
-
-
-def need_browser() -> Any:
-    """Playwright's async API; outside CI a missing browser skips, in CI it fails."""
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (scripts/install-browser.sh installs it)"
-    try:
-        from playwright import async_api
-    except ImportError:
-        problem = "Playwright for Python is not installed (pip install -e '.[dev]')"
-    if problem:
-        if IN_CI:
-            pytest.fail(f"{problem}; CI must run the browser tests")
-        pytest.skip(problem)
-    return async_api
 
 
 @dataclass
@@ -129,7 +101,7 @@ async def test_an_admin_configures_a_bot_inside_the_portal(scene: Scene) -> None
     ARTIFACTS.mkdir(exist_ok=True)
     async with api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), args=CROSS_SITE_ARGS
         )
         try:
             context = await browser.new_context(

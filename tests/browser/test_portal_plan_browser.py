@@ -24,8 +24,8 @@ from billing import Meter, Subscriptions, TurnUsage
 from tenants.migrate import upgrade
 from tenants.runtime import Runtime, build_runtime
 from tenants.settings import load_settings
+from tests.browser.chromium import ARTIFACTS, CHROMIUM, CROSS_SITE_ARGS, WAIT_MS, need_browser
 from tests.browser.harness import certificate, portal_page, serve_tls
-from tests.browser.test_portal_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, need_browser
 from tests.conftest import B24_CLIENT_ID, B24_SECRET, Backend, SteppedClock
 from tests.fakes.bitrix24 import FakeBitrix24, Portal, installer_frame, open_frame
 from tests.fakes.clock import FakeClock
@@ -34,7 +34,6 @@ from tests.portal_kit import PortalClient, add_provider, install, session_token
 
 pytestmark = pytest.mark.browser
 
-WAIT_MS = 20_000
 PERIOD_START = datetime(2026, 3, 1, 8, tzinfo=UTC)
 TODAY = datetime(2026, 3, 19, 15, tzinfo=UTC)
 QUOTA = 3000  # the seeded Starter plan
@@ -130,7 +129,7 @@ async def test_the_plan_page_at_desktop_and_phone_widths(scene: Scene) -> None:
     assert 80 <= percent < 100  # the calm warning, not yet the over-quota text
     async with api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), args=CROSS_SITE_ARGS
         )
         page = None
         try:
