@@ -27,7 +27,24 @@ from tests.fakes.bitrix24 import FakeBitrix24
 from tests.fakes.clock import FakeClock
 
 PG_ADMIN_URL = os.environ.get("BITBOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("BITBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_url_of_this_process(base: str) -> str:
+    """Each pytest-xdist worker (``gw0``, ``gw1``, ...) flushes a database of its own: the base
+    URL's database for ``gw0``, the one below it for ``gw1``, and so on."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    offset = int(worker.removeprefix("gw") or 0)
+    if offset == 0:
+        return base
+    head, _, database = base.rpartition("/")
+    if not database.isdecimal() or int(database) < offset:
+        raise RuntimeError(f"BITBOT_TEST_REDIS_URL must end in a database number >= {offset}")
+    return f"{head}/{int(database) - offset}"
+
+
+REDIS_URL = _redis_url_of_this_process(
+    os.environ.get("BITBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+)
 IN_CI = os.environ.get("CI") == "true"
 
 KEY_A = base64.b64encode(b"A" * 32).decode()
