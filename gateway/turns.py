@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from billing import Billing, Deny, TurnUsage
 from gateway.dialogs import Work
 from gateway.model import ChatEvent
-from gateway.providers import ProviderHttp, provider_for
+from gateway.providers import DifyForms, ProviderHttp, provider_for
 from gateway.providers.base import Button, ProviderConfig, ProviderReply, Sessions, TurnRequest
 from gateway.providers.errors import ProviderError, ProviderUnavailable
 from gateway.render import resolve_choice
@@ -84,6 +84,7 @@ class Turns:
         self._buckets = buckets
         self._http = http
         self._sessions = sessions
+        self._forms = DifyForms()  # the input forms of the Dify apps this worker talks to
         self._redis: Any = redis
         self._batched = AutoPipeline(redis)  # the per-turn reads and writes of concurrent turns
         self._turn_sessions: dict[str, TurnSessions] = {}  # session key -> its running turn's
@@ -215,7 +216,7 @@ class Turns:
 
     async def _call_provider(self, profile: BotProfile, request: TurnRequest) -> ProviderReply:
         sessions = self._turn_sessions.get(request.session_key, self._sessions)
-        provider = provider_for(profile.provider_type, self._http, sessions)
+        provider = provider_for(profile.provider_type, self._http, sessions, self._forms)
         config = ProviderConfig(
             type=profile.provider_type,
             base_url=profile.base_url,

@@ -232,6 +232,24 @@ async def test_forms_are_fetched_once_per_app_while_cached(
     assert len(runs(dify.apps[CHAT_KEY], "/v1/parameters")) == 1
 
 
+async def test_each_worker_keeps_its_own_forms(
+    provider_http: ProviderHttp, sessions: RedisSessions, dify: FakeDify, base_url: str
+) -> None:
+    """Turns of one worker share a cache; another worker (or process) reads the form afresh."""
+    one_worker = DifyForms()
+    for _ in range(2):
+        adapter = provider_for("dify_chatflow", provider_http, sessions, one_worker)
+        await adapter.run(chat_config(base_url), turn())
+    assert len(runs(dify.apps[CHAT_KEY], "/v1/parameters")) == 1
+
+    dify.apps[CHAT_KEY].form = [InputVariable("CITY")]
+    another = provider_for("dify_chatflow", provider_http, sessions, DifyForms())
+    await another.run(chat_config(base_url), turn(CITY="Riga"))
+
+    assert len(runs(dify.apps[CHAT_KEY], "/v1/parameters")) == 2
+    assert (runs(dify.apps[CHAT_KEY])[-1].json or {})["inputs"] == {"CITY": "Riga"}
+
+
 async def test_required_variable_bitbot_cannot_fill_is_named(
     chatflow: DifyChatflow, dify: FakeDify, base_url: str
 ) -> None:

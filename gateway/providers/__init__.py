@@ -14,7 +14,7 @@ from gateway.providers.base import (
     Usage,
 )
 from gateway.providers.dify_chatflow import DifyChatflow
-from gateway.providers.dify_workflow import DifyWorkflow
+from gateway.providers.dify_workflow import DifyForms, DifyWorkflow
 from gateway.providers.errors import (
     InputTooLong,
     ProviderError,
@@ -30,6 +30,7 @@ __all__ = [
     "ADAPTERS",
     "Button",
     "DifyChatflow",
+    "DifyForms",
     "DifyWorkflow",
     "InputTooLong",
     "Provider",
@@ -48,17 +49,20 @@ __all__ = [
     "provider_for",
 ]
 
-AdapterFactory = Callable[[ProviderHttp, Sessions], Provider]
+AdapterFactory = Callable[[ProviderHttp, Sessions, DifyForms], Provider]
 
 ADAPTERS: Mapping[str, AdapterFactory] = {
-    "dify_chatflow": DifyChatflow,
-    "dify_workflow": DifyWorkflow,
-    "typebot": TypebotAdapter,
+    "dify_chatflow": lambda http, sessions, forms: DifyChatflow(http, sessions, forms=forms),
+    "dify_workflow": lambda http, sessions, forms: DifyWorkflow(http, sessions, forms=forms),
+    "typebot": lambda http, sessions, _: TypebotAdapter(http, sessions),
 }
 
 
-def provider_for(type: str, http: ProviderHttp, sessions: Sessions) -> Provider:
+def provider_for(
+    type: str, http: ProviderHttp, sessions: Sessions, forms: DifyForms | None = None
+) -> Provider:
+    """The adapter for one turn; ``forms`` is the worker's cache of Dify apps' input forms."""
     adapter = ADAPTERS.get(type)
     if adapter is None:
         raise ProviderRejected(f"unknown provider type {type!r}", code="unknown_provider")
-    return adapter(http, sessions)
+    return adapter(http, sessions, forms or DifyForms())

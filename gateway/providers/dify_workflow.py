@@ -86,12 +86,16 @@ class AppParameters:
 
 
 class DifyForms:
-    """Apps' ``/parameters``, cached per (base URL, API key hash): a turn rarely pays the GET."""
+    """Apps' ``/parameters``, cached per (base URL, API key hash): a turn rarely pays the GET.
+
+    One per worker (``Turns`` owns it and hands it to each turn's adapter); an adapter made
+    without one keeps a cache of its own. Concurrent fetches of one app share a request."""
 
     def __init__(self, ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
         self._apps: dict[tuple[str, str], tuple[float, AppParameters]] = {}
+        self.fetching: SingleFlight[tuple[str, str], AppParameters] = SingleFlight()
 
     def lookup(self, config: ProviderConfig) -> Form | None:
         app = self.lookup_app(config)
@@ -110,8 +114,6 @@ class DifyForms:
         self._apps.pop(_app_key(config), None)
 
 
-_SHARED_FORMS = DifyForms()
-_FETCHING: SingleFlight[tuple[str, str], AppParameters] = SingleFlight()
 _MAX_REMEMBERED_UPLOADS = 256
 
 
@@ -210,7 +212,7 @@ class DifyAdapter(ABC):
         self._timeouts = Timeouts(connect_s=connect_timeout_s, read_s=read_timeout_s)
         self._turn_timeout_s = turn_timeout_s
         self._file_timeout_s = file_timeout_s
-        self._forms = forms or _SHARED_FORMS
+        self._forms = forms or DifyForms()
         # Uploads of this adapter's turns, so a retried run does not fetch and upload again.
         self._uploaded: dict[tuple[str, str, str, str], JSON] = {}
 
@@ -237,7 +239,8 @@ class DifyAdapter(ABC):
         return prepare_inputs((await self._fetch_app(config)).form, request.inputs)
 
     async def _fetch_app(self, config: ProviderConfig) -> AppParameters:
-        return await _FETCHING.run(_app_key(config), lambda: self._download_parameters(config))
+        fetching = self._forms.fetching
+        return await fetching.run(_app_key(config), lambda: self._download_parameters(config))
 
     async def _download_parameters(self, config: ProviderConfig) -> AppParameters:
         answer = await self._http.send(
