@@ -126,7 +126,9 @@ class Worker:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.2)
                     continue
-                for delivery in await self._read(shards):
+                deliveries = await self._read(shards)
+                await self._load_tenants(deliveries)
+                for delivery in deliveries:
                     await self._accept(delivery)
         finally:
             if not await self._dialogs.drain(self._grace_s):
@@ -179,6 +181,17 @@ class Worker:
     def _busy_shards(self) -> set[int]:
         return set(self._in_flight.values())
 
+    async def _load_tenants(self, deliveries: list[Delivery]) -> None:
+        """Load the tenants a batch needs and the cache lacks, all at once: entries are accepted
+        one by one in stream order, and a cold tenant would otherwise hold up the rest."""
+        now = time.monotonic()
+        wanted = {d.envelope.tenant_id for d in deliveries if not d.broken}
+        missing = [
+            t for t in wanted if (cached := self._tenants.get(t)) is None or cached[0] <= now
+        ]
+        if len(missing) > 1:
+            await asyncio.gather(*(self._tenant(tenant_id) for tenant_id in missing))
+
     async def _tenant(self, tenant_id: int) -> Tenant | None:
         cached = self._tenants.get(tenant_id)
         if cached is not None and cached[0] > time.monotonic():
@@ -192,6 +205,7 @@ class Worker:
     async def _take_over(self, shard: int) -> None:
         """Entries the shard's previous owner read but did not finish are ours now."""
         while claimed := await self._queue.claim(self._leases.owner, shard, 0, self._count):
+            await self._load_tenants(claimed)
             for delivery in claimed:
                 await self._accept(delivery)
             if len(claimed) < self._count:

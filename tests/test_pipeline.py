@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -461,3 +462,41 @@ async def test_over_the_dialog_rate_events_wait_and_are_all_answered(stack: Stac
     assert len(portal.messages_to(chat.dialog_id)) == 3
     assert waits() == before + 1  # the third message waited for the dialog's budget
     assert clock.slept >= 29
+
+
+async def test_a_batch_of_cold_tenants_is_loaded_at_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries are accepted in stream order; the tenants they need are looked up together, so
+    one portal's cold lookup does not hold up the next portal's message."""
+    from tenants.store import TenantStore
+
+    stack.dify.add_app(DifyApp("app-key-1", answer="ok"))
+    talks = []
+    for n in range(3):
+        portal = stack.cloud.add_portal(f"p{n}.bitrix24.com", v2=False)
+        bot = portal.add_v1_bot("support", stack.events_url)
+        await stack.add_bot(await stack.install(portal), bot)
+        customer = portal.add_customer("Ann")
+        talks.append((portal, bot, portal.open_line_chat(customer), customer))
+    for portal, bot, chat, customer in talks:  # queued before any worker reads
+        await send_event(stack.events_url, message_add(portal, bot, chat, customer, "Hi"))
+    running, most = 0, 0
+    load = TenantStore.get
+
+    async def slow_load(self: TenantStore, tenant_id: int) -> object:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.2)
+            return await load(self, tenant_id)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(TenantStore, "get", slow_load)
+    stack.start_worker()
+
+    for portal, _, chat, _ in talks:
+        await replies(portal, chat.dialog_id)
+    assert most == 3
