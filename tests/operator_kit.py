@@ -122,13 +122,20 @@ async def a_provider(runtime: Runtime, name: str = "Dify cloud") -> int:
     return int(provider_id)
 
 
-async def a_bot(runtime: Runtime, tenant_id: int, provider_id: int, name: str = "Concierge") -> int:
+async def a_bot(
+    runtime: Runtime,
+    tenant_id: int,
+    provider_id: int,
+    name: str = "Concierge",
+    handoff_on_failure: bool = False,
+    connector: str = "Support flow",
+) -> int:
     now = utcnow()
     stamps = {"created_at": now, "updated_at": now}
     async with runtime.engine.begin() as connection:
         connector_id = await connection.scalar(
             sa.insert(connectors)
-            .values(tenant_id=tenant_id, provider_id=provider_id, name="Support flow", **stamps)
+            .values(tenant_id=tenant_id, provider_id=provider_id, name=connector, **stamps)
             .returning(connectors.c.id)
         )
         bot_id = await connection.scalar(
@@ -142,6 +149,7 @@ async def a_bot(runtime: Runtime, tenant_id: int, provider_id: int, name: str = 
                 api_version=2,
                 registration_state="failed",
                 registration_error="Bitrix24 answered ACCESS_DENIED",
+                handoff_on_failure=handoff_on_failure,
                 **stamps,
             )
             .returning(bots.c.id)

@@ -85,7 +85,16 @@ async def test_the_tenant_page_shows_portal_plan_usage_bots_and_errors(
 ) -> None:
     tenant_id = await a_tenant(migrated, "acme")
     await Subscriptions(migrated.engine, clock).start_trial(tenant_id)
-    await a_bot(migrated, tenant_id, await a_provider(migrated))
+    provider = await a_provider(migrated)
+    await a_bot(migrated, tenant_id, provider)
+    await a_bot(
+        migrated,
+        tenant_id,
+        provider,
+        name="Night shift",
+        handoff_on_failure=True,
+        connector="Night flow",
+    )
     meter = Meter(migrated.redis, migrated.engine, clock)
     await meter.add(tenant_id, TurnUsage(messages_in=12, replies_out=11))
     await meter.flush()
@@ -102,6 +111,7 @@ async def test_the_tenant_page_shows_portal_plan_usage_bots_and_errors(
     assert "2026-01-01: 15 messages in" in page
     assert "Concierge" in page
     assert "Support flow" in page
+    assert page.count("hands off to operators on failure") == 1  # Night shift only
     assert "Bitrix24 answered ACCESS_DENIED" in page
     assert "provider: timeout" in page
     assert "ONIMBOTMESSAGEADD bot 7 dialog chat12" in page

@@ -74,6 +74,7 @@ class BotRow:
     b24_bot_id: int | None
     registration_state: str
     registration_error: str | None
+    handoff_on_failure: bool
     connector: str
     provider: str
     provider_type: str
@@ -133,6 +134,7 @@ class TenantDirectory:
                 bots.c.b24_bot_id,
                 bots.c.registration_state,
                 bots.c.registration_error,
+                bots.c.handoff_on_failure,
                 connectors.c.name.label("connector"),
                 providers.c.name.label("provider"),
                 providers.c.type.label("provider_type"),
