@@ -46,7 +46,8 @@ class TurnRequest:
 
 @dataclass(frozen=True)
 class Download:
-    """One fetched attachment: its file name, MIME type and bytes."""
+    """One fetched attachment: its file name (cleaned by the source: no path separators or
+    control characters; empty when unknown), MIME type and bytes."""
 
     name: str
     content_type: str

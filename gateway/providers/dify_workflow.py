@@ -296,7 +296,7 @@ class DifyAdapter(ABC):
             return self._uploaded[remembered]
         kind = _accepted_type(uploads, ref.name) if ref.name else None
         download = await source.fetch(ref, uploads.size_limit(kind or CUSTOM))
-        name = download.name.replace("/", "_").replace("\\", "_") or f"file-{ref.id}"
+        name = download.name or f"file-{ref.id}"  # the source cleaned it (``Download``)
         kind = _accepted_type(uploads, name)
         if len(download.content) > uploads.size_limit(kind):
             raise AttachmentError("file_too_large")
