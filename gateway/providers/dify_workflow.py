@@ -114,9 +114,6 @@ class DifyForms:
         self._apps.pop(_app_key(config), None)
 
 
-_MAX_REMEMBERED_UPLOADS = 256
-
-
 def prepare_inputs(form: Form, inputs: dict[str, str]) -> dict[str, str]:
     """The inputs the app declares, checked as Dify will check them, so failures name a variable.
 
@@ -213,7 +210,8 @@ class DifyAdapter(ABC):
         self._turn_timeout_s = turn_timeout_s
         self._file_timeout_s = file_timeout_s
         self._forms = forms or DifyForms()
-        # Uploads of this adapter's turns, so a retried run does not fetch and upload again.
+        # Uploads made so far: ``provider_for`` makes an adapter per turn, so a retried run of the
+        # turn does not fetch and upload its files again, and this holds at most its files.
         self._uploaded: dict[tuple[str, str, str, str], JSON] = {}
 
     async def run(self, config: ProviderConfig, request: TurnRequest) -> ProviderReply:
@@ -322,8 +320,6 @@ class DifyAdapter(ABC):
                 raise refusal  # the key or the app is refused: the run would be too
             raise AttachmentError(refusal.code or f"http_{answer.status}")
         item: JSON = {"type": kind, "transfer_method": LOCAL_FILE, "upload_file_id": upload_id}
-        if len(self._uploaded) >= _MAX_REMEMBERED_UPLOADS:
-            self._uploaded.clear()
         self._uploaded[remembered] = item
         return item
 
