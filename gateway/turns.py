@@ -194,10 +194,10 @@ class Turns:
         query = build_query(event, batch)
         if choices:
             query = resolve_choice(query, choices)
-        # Dify apps get the files themselves too; the variables below describe the first one.
+        # An adapter that takes files (Dify) fetches them from ``files``; the others ignore them.
+        # The variables below describe the first one either way.
         attachments = tuple(file for e in batch or [event] for file in e.files)
-        takes_files = profile.provider_type in ("dify_chatflow", "dify_workflow")
-        files = sink.files(event) if attachments and takes_files else None
+        files = sink.files(event) if attachments else None
         return TurnRequest(
             query=query,
             inputs=build_inputs(
