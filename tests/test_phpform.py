@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from urllib.parse import parse_qsl
 
 import pytest
@@ -44,3 +45,14 @@ def test_php_keys_nest_and_lists_append() -> None:
 def test_bad_forms_are_refused_with_a_reason(body: bytes, reason: str) -> None:
     with pytest.raises(FormError, match=reason):
         decode(body)
+
+
+def test_values_read_as_parse_qsl_reads_them_whatever_they_hold() -> None:
+    """Escapes valid, broken and cut short, pluses, and raw non-ASCII text next to them."""
+    pieces = ["a", "Z", "+", "%", "%2", "%41", "%zz", "%C3", "%A9", "%C3%A9", "%E2%82", "%2B",
+              "%26", "%3D", "é", "ж", "€", "😀", " ", "%F0%9F", "%ff"]  # fmt: skip
+    chosen = random.Random(20261125)
+    for _ in range(2_000):
+        value = "".join(chosen.choice(pieces) for _ in range(chosen.randint(0, 8)))
+        body = f"k={value}"
+        assert decode(body.encode()) == dict(parse_qsl(body, keep_blank_values=True)), value

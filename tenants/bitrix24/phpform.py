@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote, unquote_plus
+from urllib.parse import quote, unquote_plus, unquote_to_bytes
 
 KEY_PART = re.compile(r"[^\[\]]+|\[\]")
 
@@ -22,8 +22,10 @@ class FormError(ValueError):
 MAX_FIELDS = 10_000
 _KEY_CACHE_SIZE = 4_096
 _CACHED_KEY_LENGTH = 160
-# Events of one kind repeat the same few dozen field names: split each name once.
-_key_parts: dict[str, tuple[str, ...]] = {}
+# Events of one kind repeat the same few dozen field names: each name is split once. A name maps
+# to its group (``data\0PARAMS`` for ``data[PARAMS][MESSAGE]``, "" at the top) and its parts.
+_Key = tuple[str, tuple[str, ...]]
+_keys: dict[str, _Key] = {}
 
 
 def decode(body: bytes) -> Form:
@@ -36,30 +38,60 @@ def decode(body: bytes) -> Form:
     if text.count("&") >= MAX_FIELDS:
         raise FormError(f"the body is not a form: more than {MAX_FIELDS} fields")
     root: Form = {}
+    # The dict of each group met so far in this form: its fields go there without walking the
+    # path again. A group's dict never leaves the form: replacing it with a value is an error.
+    groups: dict[str, Form] = {}
     for field in text.split("&"):
         if not field:
             continue
         raw_key, _, value = field.partition("=")
-        if "%" in value or "+" in value:
-            value = unquote_plus(value)
-        _place(root, _parts_of(raw_key), value)
+        if "%" in value:
+            value = _unquote_plus(value)
+        elif "+" in value:
+            value = value.replace("+", " ")
+        group, parts = _keys.get(raw_key) or _key_of(raw_key)
+        node = groups.get(group) if group else root
+        if node is None:
+            node = groups[group] = _group(root, parts)
+        last = parts[-1]
+        if last == "[]":
+            last = str(len(node))
+        if type(node.get(last)) is dict:
+            raise FormError(f"field {'.'.join(parts)!r} is both a value and a group")
+        node[last] = value
     return root
 
 
-def _parts_of(raw_key: str) -> tuple[str, ...]:
-    """``data%5BPARAMS%5D%5BMESSAGE%5D`` → ``("data", "PARAMS", "MESSAGE")``, cached."""
-    parts = _key_parts.get(raw_key)
-    if parts is not None:
-        return parts
+def _unquote_plus(value: str) -> str:
+    """``unquote_plus`` in one pass: it unquotes each ASCII run apart and decodes it alone, which
+    gives the same text, since a run never ends inside a character the next run completes."""
+    return unquote_to_bytes(value.replace("+", " ")).decode("utf-8", "replace")
+
+
+def _key_of(raw_key: str) -> _Key:
+    """``data%5BPARAMS%5D%5BMESSAGE%5D`` → ``("data\0PARAMS", ("data", "PARAMS", "MESSAGE"))``,
+    cached."""
     key = unquote_plus(raw_key) if "%" in raw_key or "+" in raw_key else raw_key
     parts = tuple(KEY_PART.findall(key)) if "[" in key or "]" in key else (key,)
     if not key or not parts or parts[0] == "[]":
         raise FormError(f"malformed field name {key[:60]!r}")
+    entry = ("\0".join(parts[:-1]), parts)
     if len(raw_key) <= _CACHED_KEY_LENGTH:
-        if len(_key_parts) >= _KEY_CACHE_SIZE:
-            _key_parts.clear()
-        _key_parts[raw_key] = parts
-    return parts
+        if len(_keys) >= _KEY_CACHE_SIZE:
+            _keys.clear()
+        _keys[raw_key] = entry
+    return entry
+
+
+def _group(root: Form, parts: tuple[str, ...]) -> Form:
+    """The dict the last of ``parts`` goes into, made along the way where missing."""
+    node = root
+    for index, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if type(child) is not dict:
+            raise FormError(f"field {'.'.join(parts[: index + 1])!r} is both a value and a group")
+        node = child
+    return node
 
 
 ENVELOPE_FIELDS = ("event", "auth[member_id]", "auth[application_token]")
@@ -111,21 +143,6 @@ def _spellings(name: str) -> tuple[str, ...]:
 _ENVELOPE_MARKERS = tuple(
     (name, tuple(f"&{spelling}=" for spelling in _spellings(name))) for name in ENVELOPE_FIELDS
 )
-
-
-def _place(root: Form, parts: tuple[str, ...], value: str) -> None:
-    node = root
-    for index, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise FormError(f"field {'.'.join(parts[: index + 1])!r} is both a value and a group")
-        node = child
-    last = parts[-1]
-    if last == "[]":
-        last = str(len(node))
-    if isinstance(node.get(last), dict):
-        raise FormError(f"field {'.'.join(parts)!r} is both a value and a group")
-    node[last] = value
 
 
 def encode(params: dict[str, Any]) -> str:
