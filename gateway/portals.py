@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from gateway.httpshards import ClientShards
 from tenants.bitrix24 import Bitrix24Client, Budget, Coalescer, Services
 from tenants.store import Tenant
 
@@ -12,9 +11,8 @@ MAX_PORTALS = 2_000
 
 
 class PortalClients:
-    def __init__(self, services: Services, http: ClientShards | None = None) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
-        self._http = http
         self._portals: OrderedDict[int, tuple[Bitrix24Client, Coalescer]] = OrderedDict()
 
     def client(self, tenant: Tenant) -> Bitrix24Client:
@@ -26,8 +24,7 @@ class PortalClients:
     def _entry(self, tenant: Tenant) -> tuple[Bitrix24Client, Coalescer]:
         entry = self._portals.get(tenant.id)
         if entry is None:
-            http = self._http.pick(tenant.member_id) if self._http else None
-            client = Bitrix24Client(tenant, self._services, Budget(), http)
+            client = Bitrix24Client(tenant, self._services, Budget())
             entry = (client, Coalescer(client))
             self._portals[tenant.id] = entry
             if len(self._portals) > MAX_PORTALS:

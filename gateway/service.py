@@ -15,7 +15,6 @@ from billing import (
     build_billing,
     run_billing_jobs,
 )
-from gateway.httpshards import ClientShards
 from gateway.intake import EventIntake, intake_routes, intake_shortcut
 from gateway.leases import ShardLeases
 from gateway.portals import PortalClients
@@ -24,7 +23,7 @@ from gateway.providers.sessions import RedisSessions
 from gateway.tenantcache import TenantCache
 from gateway.turns import RetryPolicy, Turns
 from gateway.worker import Worker, consumer_name
-from tenants.bitrix24 import build_services
+from tenants.bitrix24 import PooledTransport, Transport, build_services
 from tenants.bots import BotDirectory
 from tenants.buckets import Buckets
 from tenants.clock import Clock, SystemClock
@@ -59,12 +58,13 @@ def build_worker(
     grace_s: float = 60.0,
     read_block_ms: int = 1000,
     providers: ProviderHttp,
-    portal_clients: ClientShards | None = None,
+    portal_transport: Transport | None = None,
 ) -> Worker:
-    """``http`` carries Bitrix24 calls (spread over ``portal_clients`` if set), ``providers``
-    the calls to Dify and Typebot."""
+    """Bitrix24 REST calls go through ``portal_transport`` (by default over ``http``), file
+    downloads and token refreshes over ``http``; ``providers`` carries the calls to Dify and
+    Typebot."""
     clock = clock or SystemClock()
-    services = build_services(runtime, http, clock)
+    services = build_services(runtime, http, clock, portal_transport)
     bots = BotDirectory(runtime.engine, runtime.vault)
     turns = Turns(
         bots=bots,
@@ -89,24 +89,18 @@ def build_worker(
         turns=turns,
         bots=bots,
         store=services.store,
-        portals=PortalClients(services, portal_clients),
+        portals=PortalClients(services),
         runtime=runtime,
         grace_s=grace_s,
         read_block_ms=read_block_ms,
     )
 
 
-# Calls to portals are short; this bounds how many run at once across all portals.
-BITRIX24_LIMITS = httpx2.Limits(max_connections=512, max_keepalive_connections=128)
-
-
 async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
     guard = HostGuard(runtime.settings.allow_private_hosts)
-    providers, portal_clients = ProviderHttp(guard), ClientShards()
+    providers, portals = ProviderHttp(guard), PooledTransport()
     try:
-        async with httpx2.AsyncClient(
-            headers={"User-Agent": "BitBot"}, limits=BITRIX24_LIMITS
-        ) as http:
+        async with httpx2.AsyncClient(headers={"User-Agent": "BitBot"}) as http:
             clock = SystemClock()
             jobs = asyncio.create_task(
                 run_billing_jobs(
@@ -117,7 +111,7 @@ async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
             )
             billing = build_billing(runtime, http, clock)
             worker = build_worker(
-                runtime, http, providers=providers, portal_clients=portal_clients, billing=billing
+                runtime, http, providers=providers, portal_transport=portals, billing=billing
             )
             try:
                 await worker.run(stop)
@@ -126,4 +120,4 @@ async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
                 await jobs  # the last flush of metered usage
     finally:
         await providers.aclose()
-        await portal_clients.aclose()
+        await portals.aclose()

@@ -16,11 +16,10 @@ import sqlalchemy as sa
 
 from billing import Billing
 from gateway import build_worker, create_gateway_app
-from gateway.httpshards import ClientShards
 from gateway.providers import ProviderHttp
-from gateway.service import BITRIX24_LIMITS
 from gateway.turns import RetryPolicy
 from gateway.worker import Worker
+from tenants.bitrix24 import PooledTransport
 from tenants.clock import Clock
 from tenants.migrate import upgrade
 from tenants.netguard import HostGuard
@@ -50,7 +49,7 @@ class Stack:
     gateway_url: str
     http: httpx2.AsyncClient
     providers: ProviderHttp
-    portal_clients: ClientShards = field(default_factory=ClientShards)
+    portals: PooledTransport = field(default_factory=PooledTransport)
     workers: list[tuple[Worker, asyncio.Event, asyncio.Task[None]]] = field(default_factory=list)
     billing: Billing | None = None
 
@@ -64,7 +63,7 @@ class Stack:
             self.http,
             clock=clock,
             providers=self.providers,
-            portal_clients=self.portal_clients,
+            portal_transport=self.portals,
             billing=self.billing,
             retry=FAST_RETRY,
             grace_s=grace_s,
@@ -189,7 +188,7 @@ async def pipeline_stack(backend: Backend, tmp_path: Path) -> AsyncIterator[Stac
         runtime = build_runtime(load_settings(env))
         exits.push_async_callback(runtime.close)
         await upgrade(runtime.engine)
-        http = await exits.enter_async_context(httpx2.AsyncClient(limits=BITRIX24_LIMITS))
+        http = await exits.enter_async_context(httpx2.AsyncClient())
         gateway_url = await exits.enter_async_context(serve(create_gateway_app(runtime)))
         providers = ProviderHttp(HostGuard(runtime.settings.allow_private_hosts))
         exits.push_async_callback(providers.aclose)
@@ -200,7 +199,7 @@ async def pipeline_stack(backend: Backend, tmp_path: Path) -> AsyncIterator[Stac
             yield stack
         finally:
             await stack.stop_workers()
-            await stack.portal_clients.aclose()
+            await stack.portals.aclose()
 
 
 __all__ = ["DifyApp", "Stack", "Typebot", "pipeline_stack", "replies", "until"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
@@ -13,6 +14,7 @@ from tenants.bitrix24 import (
     Call,
     Coalescer,
     MethodError,
+    PooledTransport,
     PortalGone,
     ReinstallRequired,
     Services,
@@ -26,9 +28,22 @@ from tests.fakes.bitrix24 import FakeBitrix24, Portal
 from tests.installs import install_portal
 
 
-@pytest.fixture
-def services(b24_runtime: Runtime, http: httpx2.AsyncClient, clock: SteppedClock) -> Services:
-    return build_services(b24_runtime, http, clock)
+@pytest.fixture(params=["httpx", "pooled"])
+async def services(
+    request: pytest.FixtureRequest,
+    b24_runtime: Runtime,
+    http: httpx2.AsyncClient,
+    clock: SteppedClock,
+) -> AsyncIterator[Services]:
+    """Every test runs on both transports: httpx2 (the portal pages) and the worker's pool."""
+    if request.param == "httpx":
+        yield build_services(b24_runtime, http, clock)
+        return
+    pooled = PooledTransport()
+    try:
+        yield build_services(b24_runtime, http, clock, pooled)
+    finally:
+        await pooled.aclose()
 
 
 async def installed(services: Services, portal: Portal, clock: SteppedClock) -> Tenant:

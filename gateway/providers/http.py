@@ -25,13 +25,13 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
-from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from gateway.providers.errors import ProviderRejected, ProviderUnavailable
 from tenants.netguard import HostGuard, PrivateAddressError
+from tenants.proxies import Proxies
 
 USER_AGENT = "BitBot"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # an answer that is not streamed: more is not a real answer
@@ -100,14 +100,11 @@ class ProviderHttp:
     """One pool for every provider connection of the process; create it inside the event loop."""
 
     def __init__(self, guard: HostGuard | None = None) -> None:
-        # The environment is read once here: aiohttp's trust_env would look up the proxy
-        # variables and ~/.netrc in a thread on every request.
-        self._proxies = {k: v for k, v in getproxies().items() if k in ("http", "https")}
+        self._proxies = Proxies()
         self._guard = guard
         resolver: AbstractResolver | None = None
         if guard is not None:
-            proxy_hosts = {(urlsplit(p).hostname or "").lower() for p in self._proxies.values()}
-            resolver = GuardedResolver(guard, exempt=frozenset(proxy_hosts - {""}))
+            resolver = GuardedResolver(guard, exempt=self._proxies.hosts)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=0, ttl_dns_cache=60, enable_cleanup_closed=True, resolver=resolver
@@ -146,7 +143,7 @@ class ProviderHttp:
         options: dict[str, Any] = {"headers": headers, "timeout": timeouts.client_timeout()}
         if self._guard is not None:
             self._check_literal_address(url, provider)
-        proxy = self._proxy_for(url)
+        proxy = self._proxies.for_url(url)
         if proxy:
             options["proxy"] = proxy
         if data is not None:
@@ -200,16 +197,6 @@ class ProviderHttp:
             return
         if not self._guard.permits(host, address):
             raise _refused(provider)
-
-    def _proxy_for(self, url: str) -> str | None:
-        """``HTTP_PROXY``/``HTTPS_PROXY`` as read at start, unless ``NO_PROXY`` exempts the host."""
-        if not self._proxies:
-            return None
-        parts = urlsplit(url)
-        proxy = self._proxies.get(parts.scheme)
-        if proxy is None or proxy_bypass(parts.hostname or ""):
-            return None
-        return proxy
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from tenants.bitrix24.errors import (
 )
 from tenants.bitrix24.limiter import Budget, PortalLimiter
 from tenants.bitrix24.oauth import Grant, Installation, OAuthServer
+from tenants.bitrix24.transport import HttpxTransport, PooledTransport, Transport
 from tenants.clock import Clock, SystemClock
 from tenants.netguard import HostGuard
 from tenants.runtime import Runtime
@@ -27,14 +28,20 @@ from tenants.store import TenantStore, TenantUpdates
 
 
 def build_services(
-    runtime: Runtime, http: httpx2.AsyncClient, clock: Clock | None = None
+    runtime: Runtime,
+    http: httpx2.AsyncClient,
+    clock: Clock | None = None,
+    transport: Transport | None = None,
 ) -> Services:
-    """Without app credentials (the embedded run before it is registered with Bitrix24) token
+    """REST calls go through ``transport``, by default over ``http`` too.
+
+    Without app credentials (the embedded run before it is registered with Bitrix24) token
     refreshes are refused by the auth server; every other part works."""
     settings = runtime.settings
     clock = clock or SystemClock()
     return Services(
         http=http,
+        transport=transport or HttpxTransport(http),
         redis=runtime.redis,
         store=TenantStore(runtime.engine, runtime.vault, runtime.hasher),
         updates=TenantUpdates(runtime.engine),
@@ -64,6 +71,7 @@ __all__ = [
     "MethodNotFound",
     "OAuthServer",
     "PaymentRequired",
+    "PooledTransport",
     "PortalGone",
     "PortalLimiter",
     "RateLimited",
@@ -71,5 +79,6 @@ __all__ = [
     "ScopeError",
     "ServerError",
     "Services",
+    "Transport",
     "build_services",
 ]

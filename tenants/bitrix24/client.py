@@ -36,6 +36,7 @@ from tenants.bitrix24.errors import (
 from tenants.bitrix24.limiter import Budget, PortalLimiter
 from tenants.bitrix24.oauth import OAuthServer
 from tenants.bitrix24.phpform import encode
+from tenants.bitrix24.transport import TIMEOUT, Posted, Transport
 from tenants.clock import Clock
 from tenants.metrics import BITRIX24_CALLS, RATE_LIMIT_HITS, TOKEN_REFRESHES
 from tenants.netguard import HostGuard
@@ -45,7 +46,6 @@ from tenants.store import Tenant, TenantStore, TenantUpdates, TokenPair
 MAX_BATCH = 50
 RATE_LIMIT_RETRIES = 6
 REFRESH_LOCK_TIMEOUT_S = 30
-TIMEOUT = httpx2.Timeout(connect=5.0, read=65.0, write=10.0, pool=10.0)
 ATTENTION = {ReinstallRequired: "reinstall_required", PaymentRequired: "payment_required"}
 
 
@@ -77,9 +77,11 @@ class Call:
 
 @dataclass(frozen=True)
 class Services:
-    """What every portal client of a process shares."""
+    """What every portal client of a process shares: REST calls go through ``transport``, the
+    rest (file downloads, OAuth) through ``http``."""
 
     http: httpx2.AsyncClient
+    transport: Transport
     redis: Redis
     store: TenantStore
     updates: TenantUpdates
@@ -95,10 +97,10 @@ class Bitrix24Client:
         tenant: Tenant,
         services: Services,
         budget: Budget | None = None,
-        http: httpx2.AsyncClient | None = None,
     ) -> None:
         self._tenant = tenant
-        self._http = http or services.http
+        self._http = services.http
+        self._transport = services.transport
         self._endpoint = tenant.client_endpoint
         self._s = services
         self.budget = budget or Budget()
@@ -234,34 +236,30 @@ class Bitrix24Client:
     async def _post(self, call: Call, access_token: str) -> dict[str, Any]:
         payload = {**call.params, "auth": access_token}
         response = await self._request(self._endpoint + call.method, payload)
-        if response.status_code in (301, 302, 307, 308):
+        if response.status in (301, 302, 307, 308):
             response = await self._follow_rename(response, call.method, payload)
         body = _json(response)
         if "error" in body:
             error = error_for(
-                str(body["error"]), str(body.get("error_description", "")), response.status_code
+                str(body["error"]), str(body.get("error_description", "")), response.status
             )
             BITRIX24_CALLS.labels(call.method, error.code).inc()
             await self._flag(error)
             raise error
         BITRIX24_CALLS.labels(call.method, "").inc()
-        if response.status_code >= 500:
-            raise ServerError("HTTP_ERROR", f"HTTP {response.status_code}", response.status_code)
+        if response.status >= 500:
+            raise ServerError("HTTP_ERROR", f"HTTP {response.status}", response.status)
         return body
 
-    async def _request(self, url: str, payload: dict[str, Any]) -> httpx2.Response:
+    async def _request(self, url: str, payload: dict[str, Any]) -> Posted:
         await self._s.guard.check(url)
-        try:
-            return await self._http.post(url, json=payload, timeout=TIMEOUT, follow_redirects=False)
-        except httpx2.HTTPError as error:
-            raise ServerError("UNREACHABLE", type(error).__name__) from None
+        return await self._transport.post_json(url, payload)
 
     async def _follow_rename(
-        self, response: httpx2.Response, method: str, payload: dict[str, Any]
-    ) -> httpx2.Response:
-        location = response.headers.get("location", "")
-        target = urlsplit(str(response.url.join(location)))
-        if not location or not target.path.endswith(method):
+        self, response: Posted, method: str, payload: dict[str, Any]
+    ) -> Posted:
+        target = urlsplit(response.location)
+        if not response.location or not target.path.endswith(method):
             raise ServerError("BAD_REDIRECT", "the portal redirected somewhere unexpected", 302)
         endpoint = f"{target.scheme}://{target.netloc}{target.path[: -len(method)]}"
         response = await self._request(endpoint + method, payload)
@@ -277,15 +275,15 @@ class Bitrix24Client:
                 await self._s.updates.needs_attention(self._tenant.id, reason)
 
 
-def _json(response: httpx2.Response) -> dict[str, Any]:
+def _json(response: Posted) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
         raise ServerError(
-            "BAD_ANSWER", f"HTTP {response.status_code}, not JSON", response.status_code
+            "BAD_ANSWER", f"HTTP {response.status}, not JSON", response.status
         ) from None
     if not isinstance(body, dict):
-        raise ServerError("BAD_ANSWER", "not a JSON object", response.status_code)
+        raise ServerError("BAD_ANSWER", "not a JSON object", response.status)
     return body
 
 
