@@ -9,10 +9,12 @@
   portal's admins are notified, once per period (``billing.notices``).
 
 Quota counts customer messages (``messages_in``). The hot path reads the plan, subscription and
-period usage from a per-tenant cache of a few seconds, plus this process's own messages since; a
-busy tenant's cache is reloaded in the background before it runs out. So another worker's turns
-show up within the cache time, and a quota can be overshot by the turns in
-flight meanwhile. A tenant without a subscription (installed before billing) gets its trial here.
+period usage from a per-tenant cache (``CACHE_S``, as long as the worker keeps a tenant's status),
+plus this process's own messages since; a busy tenant's cache is reloaded in the background
+before it runs out, all its reads on one database connection. So another worker's turns and an
+operator's suspension show up within the cache time, and a monthly quota can be overshot by the
+turns of those seconds. A tenant without a subscription (installed before billing) gets its trial
+here.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from datetime import UTC, datetime
 
 import httpx2
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from billing import states
 from billing.metering import Meter
@@ -43,7 +45,7 @@ from tenants.singleflight import SingleFlight
 
 log = logging.getLogger("bitbot.billing")
 
-CACHE_S = 5.0
+CACHE_S = 15.0
 
 
 @dataclass
@@ -155,18 +157,29 @@ class PlanBilling:
         return account
 
     async def _load(self, tenant_id: int, now: float, previous: _Account | None) -> _Account:
-        moment = _moment(now)
-        stored = await self._subscriptions.get(tenant_id)
-        if stored is None:
-            stored = await self._subscriptions.start_trial(tenant_id)
-        subscription = states.effective(stored, moment)
-        plan = await get_plan(self._engine, subscription.plan_id)
+        async with self._engine.connect() as connection:  # every read of a load on one checkout
+            stored = await self._subscriptions.get(tenant_id, connection)
+            if stored is not None:
+                return await self._read(connection, tenant_id, stored, now, previous)
+        stored = await self._subscriptions.start_trial(tenant_id)  # installed before billing
         async with self._engine.connect() as connection:
-            language = await connection.scalar(
-                sa.select(tenants.c.language).where(tenants.c.id == tenant_id)
-            )
+            return await self._read(connection, tenant_id, stored, now, previous)
+
+    async def _read(
+        self,
+        connection: AsyncConnection,
+        tenant_id: int,
+        stored: Subscription,
+        now: float,
+        previous: _Account | None,
+    ) -> _Account:
+        subscription = states.effective(stored, _moment(now))
+        plan = await get_plan(self._engine, subscription.plan_id, connection)
+        language = await connection.scalar(
+            sa.select(tenants.c.language).where(tenants.c.id == tenant_id)
+        )
         first, last = states.days_of(subscription.period_start, subscription.period_end)
-        used = (await self._meter.usage(tenant_id, first, last)).messages_in
+        used = (await self._meter.usage(tenant_id, first, last, connection)).messages_in
         same_period = (
             previous is not None and previous.subscription.period_start == subscription.period_start
         )

@@ -39,6 +39,7 @@ from billing.schema import USAGE_FIELDS, usage_daily, usage_flushes
 from billing.seam import TurnUsage
 from tenants.autopipe import AutoPipeline
 from tenants.clock import Clock, SystemClock
+from tenants.db import reading
 
 PREFIX = "bitbot:usage:"
 DIRTY = f"{PREFIX}dirty"
@@ -126,14 +127,20 @@ class Meter:
         await self._prune()
         return applied
 
-    async def daily(self, tenant_id: int, first: date, last: date) -> list[DailyUsage]:
+    async def daily(
+        self,
+        tenant_id: int,
+        first: date,
+        last: date,
+        connection: AsyncConnection | None = None,
+    ) -> list[DailyUsage]:
         """Usage per day in ``[first, last)``, pending counts included; days without use left
         out."""
         days = [first + timedelta(days=n) for n in range((last - first).days)]
         pending = await self._pending(tenant_id, days)
-        async with self._engine.connect() as connection:
-            stored = await _stored(connection, tenant_id, first, last)
-            unapplied = await _unapplied(connection, [fid for fid, _, _ in pending.flushing])
+        async with reading(self._engine, connection) as reader:
+            stored = await _stored(reader, tenant_id, first, last)
+            unapplied = await _unapplied(reader, [fid for fid, _, _ in pending.flushing])
         totals = dict(stored)
         for day, usage in pending.live:
             totals[day] = totals.get(day, UsageTotals()) + usage
@@ -142,10 +149,16 @@ class Meter:
                 totals[day] = totals.get(day, UsageTotals()) + usage
         return [DailyUsage(day, totals[day]) for day in sorted(totals)]
 
-    async def usage(self, tenant_id: int, first: date, last: date) -> UsageTotals:
+    async def usage(
+        self,
+        tenant_id: int,
+        first: date,
+        last: date,
+        connection: AsyncConnection | None = None,
+    ) -> UsageTotals:
         """Totals over the days ``[first, last)``."""
         total = UsageTotals()
-        for item in await self.daily(tenant_id, first, last):
+        for item in await self.daily(tenant_id, first, last, connection):
             total = total + item.usage
         return total
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from billing.errors import PlanError, UnknownPlan
 from billing.schema import plans, subscriptions
+from tenants.db import reading
 from tenants.schema import utcnow
 
 CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -114,9 +115,11 @@ async def list_plans(engine: AsyncEngine, *, active_only: bool = False) -> list[
         return [_plan(row) for row in await connection.execute(query)]
 
 
-async def get_plan(engine: AsyncEngine, plan_id: int) -> Plan:
-    async with engine.connect() as connection:
-        return await _load(connection, plans.c.id == plan_id, f"no plan has id {plan_id}")
+async def get_plan(
+    engine: AsyncEngine, plan_id: int, connection: AsyncConnection | None = None
+) -> Plan:
+    async with reading(engine, connection) as reader:
+        return await _load(reader, plans.c.id == plan_id, f"no plan has id {plan_id}")
 
 
 async def plan_by_code(engine: AsyncEngine, code: str) -> Plan:

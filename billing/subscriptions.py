@@ -23,6 +23,7 @@ from billing.plans import plan_by_code
 from billing.schema import plans, subscriptions
 from billing.states import Subscription
 from tenants.clock import Clock, SystemClock
+from tenants.db import reading
 from tenants.schema import tenants
 
 DEFAULT_GRACE = timedelta(days=7)
@@ -42,9 +43,11 @@ class Subscriptions:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
 
-    async def get(self, tenant_id: int) -> Subscription | None:
-        async with self._engine.connect() as connection:
-            return await _select(connection, tenant_id)
+    async def get(
+        self, tenant_id: int, connection: AsyncConnection | None = None
+    ) -> Subscription | None:
+        async with reading(self._engine, connection) as reader:
+            return await _select(reader, tenant_id)
 
     async def start_trial(self, tenant_id: int) -> Subscription:
         """Install: a trial on the default trial plan. Idempotent; a cancelled subscription is

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import httpx2
 import pytest
+import sqlalchemy as sa
 
 from billing import (
     Allow,
@@ -21,6 +22,7 @@ from billing import (
     TurnUsage,
     create_plan,
 )
+from billing.enforcement import CACHE_S
 from tenants.bitrix24 import build_services
 from tenants.runtime import Runtime
 from tenants.store import Portal as Install
@@ -120,7 +122,7 @@ async def test_admins_hear_once_at_80_and_once_at_100_percent(world: World) -> N
     assert len(world.notices()) == 2
     assert "все 10 сообщений" in world.notices()[1]
 
-    world.later(6)  # past the cache: the first worker now sees the other's turns too
+    world.later(CACHE_S + 1)  # past the cache: the first worker now sees the other's turns too
     assert await worker.check_turn(world.tenant_id) == Deny("Лимит ответов исчерпан.")
     await worker.record(world.tenant_id, ONE)  # a turn that was already in flight
     assert len(world.notices()) == 2
@@ -153,7 +155,7 @@ async def test_a_suspended_or_cancelled_tenant_is_acknowledged_and_not_answered(
     assert await billing.check_turn(world.tenant_id) == Allow()
 
     await world.subscriptions.cancel(world.tenant_id)
-    world.later(6)
+    world.later(CACHE_S + 1)
     assert await billing.check_turn(world.tenant_id) == Deny("")
 
 
@@ -220,7 +222,27 @@ async def test_a_busy_tenant_is_reloaded_ahead_of_time_off_the_turns_path(world:
     for _ in range(10):
         await other_worker.record(world.tenant_id, ONE)  # the quota used up elsewhere
 
-    world.later(4.6)  # still cached, but past the moment to reload ahead
+    world.later(CACHE_S * 0.92)  # still cached, but past the moment to reload ahead
     assert await worker.check_turn(world.tenant_id) == Allow()  # served from the cache
     await asyncio.sleep(0.3)  # the reload it started in the background finishes
     assert await worker.check_turn(world.tenant_id) == Deny("Лимит ответов исчерпан.")
+
+
+async def test_a_load_reads_everything_on_one_database_connection(world: World) -> None:
+    for _ in range(3):
+        await world.billing().record(world.tenant_id, ONE)  # usage to read back
+    checkouts: list[object] = []
+    pool = world.runtime.engine.sync_engine
+    listener = lambda *_: checkouts.append(1)  # noqa: E731
+    sa.event.listen(pool, "checkout", listener)
+    try:
+        billing = world.billing()
+        assert await billing.check_turn(world.tenant_id) == Allow()
+        assert await billing.limits(world.tenant_id) == RateLimits(100, 7)
+    finally:
+        sa.event.remove(pool, "checkout", listener)
+    assert len(checkouts) == 1
+    world.later(CACHE_S + 1)
+    for _ in range(7):
+        await world.billing().record(world.tenant_id, ONE)  # 10 of 10, by other workers
+    assert await billing.check_turn(world.tenant_id) == Deny("Лимит ответов исчерпан.")
