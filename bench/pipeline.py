@@ -176,8 +176,15 @@ async def latency(runtime: Runtime, env: dict[str, str], data: Path) -> None:
             url = f"http://127.0.0.1:{gateway_port}/b24/events"
             sent = await send_paced(url, cold, data, "c")
             await until_replied(cold)
+            cpu = {
+                name: cpu_seconds(p.pid) for name, p in (("gateway", gateway), ("worker", worker))
+            }
             sent |= await send_paced(url, conversations, data, "m")
             await until_replied(conversations)
+            cpu = {
+                name: cpu_seconds(p.pid) - cpu[name]
+                for name, p in (("gateway", gateway), ("worker", worker))
+            }
             async with httpx2.AsyncClient() as http:
                 metrics_url = f"http://127.0.0.1:{worker_port}/metrics"
                 waits = await metric(http, metrics_url, "bitbot_limiter_wait_seconds_sum")
@@ -201,6 +208,10 @@ async def latency(runtime: Runtime, env: dict[str, str], data: Path) -> None:
     print(f"    provider (fake)    p50 {1000 * statistics.median(timer.took.values()):7.1f} ms")
     print(f"    limiter waits      {int(waited)} waits, {waits:.3f} s in all (not in the above)")
     print(f"    typing sent        {typing} for {len(conversations)} turns")
+    print(
+        f"    CPU per message    gateway {1000 * cpu['gateway'] / len(conversations):.2f} ms,"
+        f" worker {1000 * cpu['worker'] / len(conversations):.2f} ms"
+    )
     print(
         f"    a portal's first message (cold caches, {len(cold)} of them, not in the above): "
         f"p50 {1000 * percentile(own_cold, 0.5):.1f} ms, max {1000 * max(own_cold):.1f} ms"

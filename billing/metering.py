@@ -98,7 +98,7 @@ class Meter:
         self._engine = engine
         self._clock = clock or SystemClock()
         self._claim: Any = redis.register_script(_CLAIM)
-        self._batched = AutoPipeline(redis)
+        self._batched = AutoPipeline.of(redis)
 
     def today(self) -> date:
         return datetime.fromtimestamp(self._clock.now(), UTC).date()

@@ -86,7 +86,7 @@ class Turns:
         self._sessions = sessions
         self._forms = DifyForms()  # the input forms of the Dify apps this worker talks to
         self._redis: Any = redis
-        self._batched = AutoPipeline(redis)  # the per-turn reads and writes of concurrent turns
+        self._batched = AutoPipeline.of(redis)  # the per-turn reads and writes of concurrent turns
         self._turn_sessions: dict[str, TurnSessions] = {}  # session key -> its running turn's
         self._clock = clock
         self._retry = retry or RetryPolicy()
@@ -129,10 +129,13 @@ class Turns:
         self._turn_sessions[session_key] = sessions
         try:
             outcome = await self._answer(fresh, sink, profile, _buttons(raw_choices))
-        finally:
+        except BaseException:
             del self._turn_sessions[session_key]
             await sessions.save()
-        await self._mark_done(tenant.id, fresh)
+            raise
+        del self._turn_sessions[session_key]
+        # Issued together, the session id and the done marks leave in one pipeline.
+        await asyncio.gather(sessions.save(), self._mark_done(tenant.id, fresh))
         return outcome
 
     async def _answer(

@@ -8,11 +8,16 @@ its own error). A quiet process sees no delay: the batch leaves on the loop's ne
 
 Commands queued together are sent in order, so a caller's group (``call_many``) stays in order;
 they are not atomic, so a group that must be atomic uses MULTI or a script of its own.
+
+``AutoPipeline.of(redis)`` is the one instance of a client, shared by every part of the process
+that uses it (the turn's reads, the rate buckets, sessions, metering, the queue): what they issue
+in one pass leaves together, e.g. a turn's done marks and its session id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from redis.asyncio import Redis
@@ -26,6 +31,14 @@ class AutoPipeline:
         self._redis = redis
         self._queued: list[tuple[Command, asyncio.Future[Any]]] = []
         self._scheduled = False
+
+    @classmethod
+    def of(cls, redis: Redis) -> AutoPipeline:
+        """The client's shared instance."""
+        shared = _shared.get(redis)
+        if shared is None:
+            shared = _shared[redis] = cls(redis)
+        return shared
 
     async def call(self, *command: Any) -> Any:
         """One command, e.g. ``call("SET", key, value, "EX", 60)``; the reply as redis-py
@@ -84,3 +97,4 @@ class AutoPipeline:
 
 # Tasks are weakly referenced by the loop; keep the sending ones alive until they finish.
 _running: set[asyncio.Task[None]] = set()
+_shared: weakref.WeakKeyDictionary[Redis, AutoPipeline] = weakref.WeakKeyDictionary()

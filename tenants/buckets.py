@@ -78,7 +78,7 @@ class Buckets:
         self._clock = clock
         self._take: Any = redis.register_script(_TAKE)
         self._take_all_sha = hashlib.sha1(_TAKE_ALL.encode()).hexdigest()  # noqa: S324 - Redis's id
-        self._batched = AutoPipeline(redis)
+        self._batched = AutoPipeline.of(redis)
 
     async def reserve(self, key: str, rate: Rate, best_effort: bool = False) -> float:
         """Take a place in ``key``'s bucket: the seconds until it is ours, or -1 if refused."""

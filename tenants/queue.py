@@ -105,7 +105,7 @@ class Queue:
         self._redis: Any = redis
         self._vault = vault
         self.shards = shards
-        self._batched = AutoPipeline(redis)
+        self._batched = AutoPipeline.of(redis)
 
     async def ensure_groups(self) -> None:
         for shard in range(self.shards):

@@ -85,3 +85,17 @@ async def test_commands_are_packed_by_hiredis_and_refuse_what_redis_cannot_take(
         assert await redis.get("bitbot:t:packed") == b"\x00\xff" * 3000
     finally:
         await redis.aclose(close_connection_pool=True)
+
+
+async def test_every_user_of_a_client_shares_its_pipeline(runtime: Runtime) -> None:
+    counting = CountingRedis(runtime.redis)
+    reads, writes = AutoPipeline.of(counting), AutoPipeline.of(counting)  # type: ignore[arg-type]
+    assert reads is writes
+    assert AutoPipeline.of(runtime.redis) is not reads  # another client, another pipeline
+    done, session = await asyncio.gather(
+        writes.call_many([("SET", "bitbot:t:done", "1"), ("SET", "bitbot:t:session", "s")]),
+        reads.call("GET", "bitbot:t:session"),
+    )
+    assert done == [True, True]
+    assert session == b"s"  # queued after the SET in the same pipeline, so it sees it
+    assert counting.pipelines == 1

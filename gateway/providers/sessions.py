@@ -13,7 +13,7 @@ class RedisSessions:
     Reads and writes of concurrent turns share pipelines (``AutoPipeline``)."""
 
     def __init__(self, redis: Redis) -> None:
-        self._redis = AutoPipeline(redis)
+        self._redis = AutoPipeline.of(redis)
 
     async def get(self, key: str) -> str | None:
         value = await self._redis.call("GET", key)
