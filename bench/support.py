@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx2
 
+from billing import Subscriptions
 from tenants.runtime import Runtime
 from tenants.store import Portal as PortalInstall
 from tenants.store import Tenant, TenantStore, TokenPair
@@ -57,8 +58,9 @@ def bench_env(data: Path, **extra: str) -> dict[str, str]:
 
 
 async def install(runtime: Runtime, portal: Portal) -> Tenant:
+    """As the marketplace install does: the tenant with its tokens, then its trial."""
     store = TenantStore(runtime.engine, runtime.vault, runtime.hasher)
-    return await store.install(
+    tenant = await store.install(
         PortalInstall(
             portal.member_id,
             portal.domain,
@@ -74,6 +76,8 @@ async def install(runtime: Runtime, portal: Portal) -> Tenant:
             portal.admin.id,
         ),
     )
+    await Subscriptions(runtime.engine).installed(tenant.id)
+    return tenant
 
 
 def free_port() -> int:
