@@ -291,7 +291,7 @@ async def in_flight(runtime: Runtime, env: dict[str, str], conversations_wanted:
             wait_ready(f"http://127.0.0.1:{worker_port}/readyz")
             await asyncio.sleep(1.0)
             store_tenants = {
-                c.portal.member_id: await _tenant_id(runtime, c.portal) for c in everyone
+                c.portal.member_id: await _tenant_id(runtime, c.portal) for c in warm_up
             }
             queue = Queue(runtime.redis, runtime.vault, runtime.settings.queue_shards)
 
