@@ -10,7 +10,7 @@ import pytest
 
 from gateway.providers.errors import ProviderUnavailable
 from gateway.providers.http import ProviderHttp, Timeouts
-from gateway.providers.sse import ServerSentEvent, parse_events
+from gateway.providers.sse import EventParser, ServerSentEvent
 
 Ending = Literal["end", "cut", "stall"]
 
@@ -57,7 +57,7 @@ async def events(chunks: Sequence[bytes], ending: Ending = "end") -> list[Server
             timeouts=Timeouts(connect_s=2, read_s=0.3),
             json_body={},
         ) as response:
-            return [event async for event in parse_events(response.lines(), provider="Dify")]
+            batches = [lines async for lines in response.line_batches()]
     finally:
         await http.aclose()
         server.close()
@@ -65,6 +65,15 @@ async def events(chunks: Sequence[bytes], ending: Ending = "end") -> list[Server
             handler.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
         await server.wait_closed()
+    parser = EventParser("Dify")
+    found = [event for lines in batches for event in parser.feed(lines)]
+    # The same lines fed one at a time give the same events: where the body was cut into pieces
+    # does not matter.
+    one_by_one = EventParser("Dify")
+    assert [event for lines in batches for line in lines for event in one_by_one.feed([line])] == (
+        found
+    )
+    return found
 
 
 async def test_data_lines_dispatch_on_blank_lines() -> None:

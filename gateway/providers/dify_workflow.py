@@ -49,7 +49,7 @@ from gateway.providers.errors import (
     ProviderUnavailable,
 )
 from gateway.providers.http import ProviderHttp, Timeouts
-from gateway.providers.sse import parse_events
+from gateway.providers.sse import EventParser
 from tenants.singleflight import SingleFlight
 
 JSON = dict[str, Any]
@@ -349,9 +349,11 @@ class DifyAdapter(ABC):
                     "Dify answered without an event stream; check the base URL",
                     code="not_event_stream",
                 )
-            async with aclosing(parse_events(response.lines(), provider=DIFY)) as messages:
-                async for message in messages:
-                    sink.feed(_checked_event(message.data))
+            events = EventParser(provider=DIFY)
+            async with aclosing(response.line_batches()) as batches:
+                async for lines in batches:
+                    for message in events.feed(lines):
+                        sink.feed(_checked_event(message.data))
         if not sink.finished:
             raise ProviderUnavailable(
                 "the Dify stream ended before the run finished", code="incomplete_stream"

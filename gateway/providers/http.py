@@ -20,7 +20,7 @@ import io
 import ipaddress
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,23 +77,25 @@ class Streamed:
             body = await _read_capped(self._response)
         return Answer(self.status, self.headers, body)
 
-    async def lines(self) -> AsyncIterator[str]:
-        """Decoded lines without their ends; ``\\r\\n``, ``\\n`` and ``\\r`` all end a line."""
+    async def line_batches(self) -> AsyncGenerator[list[str], None]:
+        """Decoded lines without their ends (``\\r\\n``, ``\\n`` and ``\\r`` all end a line), a
+        list per piece of the body as it arrives: a stream of hundreds of small events (a Dify
+        answer comes word by word) is not handed on one line at a time."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending = ""
         with transport_errors(self._provider):
             async for chunk in self._response.content.iter_any():
                 pending += decoder.decode(chunk)
                 *complete, pending = _split_lines(pending)
-                for line in complete:
-                    yield line
+                if complete:
+                    yield complete
                 if len(pending) > MAX_LINE_CHARS:
                     raise ProviderUnavailable(
                         f"{self._provider} sent an oversized line", code="event_too_large"
                     )
         pending += decoder.decode(b"", final=True)
         if pending:
-            yield pending.removesuffix("\r")
+            yield [pending.removesuffix("\r")]
 
 
 class ProviderHttp:
