@@ -5,15 +5,17 @@ process hosts the fake Bitrix24 portals and the fake Dify and plays the customer
 
 (2) 500 messages from 50 portals (10 dialogs each), paced at ~100/s by a sender process of its own
 (``bench.sender``), instant Dify, after one message per portal that warms the worker's caches (its
-latency is printed apart). Latency is from posting the event to the reply reaching the
-portal; the pipeline's own share is that minus
-the time the provider took for the message. The worker's limiter waits come from its /metrics and
+latency is printed apart). Latency is from posting the event (the sender's clock, just before
+its request is written) to the reply reaching the portal (the fake's clock, when the request comes
+in, before the fake's own work); the pipeline's own share is that minus the time the provider took
+for the message. The worker's limiter waits come from its /metrics and
 are reported apart; typing notifications are counted. Targets: p50 <= 5 ms, p99 <= 25 ms.
 
 (3) 2,500 conversations (50 portals x 50 dialogs) against a Dify that takes 2 s per answer, after
 one warm-up turn per portal (as in a worker that has been running). The fake counts runs in
 flight; the worker's memory and CPU time are read from /proc. Target: >= 2,000 in flight.
-BITBOT_BENCH_PROFILE=FILE runs that worker under cProfile.
+
+BITBOT_BENCH_PROFILE=FILE runs the worker under cProfile (its figures are then not comparable).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import httpx2
 import sqlalchemy as sa
@@ -91,6 +93,51 @@ class ProviderTimer:
         self.took[str(json.loads(body)["query"])] = time.perf_counter() - started
 
 
+@dataclass
+class ReplyClock:
+    """Wraps the fake Bitrix24: when the first reply to each dialog reached it, before its work.
+
+    A reply is an ``imbot.message.add`` call, on its own or inside a ``batch``.
+    """
+
+    app: ASGIApp
+    arrived: dict[str, float] = field(default_factory=dict)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.endswith(("/imbot.message.add", "/batch")):
+            await self.app(scope, receive, send)
+            return
+        at = time.time()
+        body = b""
+
+        async def capture() -> Message:
+            nonlocal body
+            message = await receive()
+            body += message.get("body", b"")
+            return message
+
+        await self.app(scope, capture, send)
+        domain = path.split("/")[1]  # /{portal}/rest/{method}
+        for dialog in _reply_dialogs(json.loads(body)):
+            key = f"{domain}/{dialog}"
+            self.arrived[key] = min(at, self.arrived.get(key, at))
+
+
+def _reply_dialogs(params: dict[str, object]) -> list[str]:
+    if "DIALOG_ID" in params:
+        return [str(params["DIALOG_ID"])]
+    commands = params.get("cmd")
+    if not isinstance(commands, dict):
+        return []
+    dialogs = []
+    for command in commands.values():
+        method, _, query = str(command).partition("?")
+        if method == "imbot.message.add":
+            dialogs.extend(parse_qs(query).get("DIALOG_ID", []))
+    return dialogs
+
+
 async def setup(
     runtime: Runtime, cloud: FakeBitrix24, dify_url: str, portals: int, dialogs: int
 ) -> list[Conversation]:
@@ -137,6 +184,13 @@ async def setup(
     return conversations
 
 
+def worker_command(port: int) -> list[str]:
+    """``bitbot worker``; with BITBOT_BENCH_PROFILE=FILE under cProfile, its stats written there."""
+    profile_to = os.environ.get("BITBOT_BENCH_PROFILE")
+    profile = ["-m", "cProfile", "-o", profile_to] if profile_to else []
+    return [*profile, "-m", "bitbot", "worker", "--port", str(port)]
+
+
 def replied(conversations: list[Conversation]) -> int:
     return sum(len(c.portal.messages_to(c.chat.dialog_id)) for c in conversations)
 
@@ -159,7 +213,8 @@ async def latency(runtime: Runtime, env: dict[str, str], data: Path) -> None:
     dify = FakeDify()
     dify.add_app(DifyApp(API_KEY, answer="ok"))
     timer = ProviderTimer(dify.asgi)
-    async with cloud.serve(), serve(timer) as dify_url:
+    replies = ReplyClock(cloud.app)
+    async with serve(replies) as cloud.base_url, serve(timer) as dify_url:
         everyone = await setup(runtime, cloud, dify_url, portals=50, dialogs=11)
         # The first message of each portal finds the worker's caches cold (tenant, bot, tokens,
         # plan); those are sent first and reported apart from the 500 measured messages.
@@ -168,7 +223,7 @@ async def latency(runtime: Runtime, env: dict[str, str], data: Path) -> None:
         env = env | {"BITBOT_B24_OAUTH_URL": cloud.base_url}
         gateway_port, worker_port = free_port(), free_port()
         gateway = start(["-m", "bitbot", "gateway", "--port", str(gateway_port)], env)
-        worker = start(["-m", "bitbot", "worker", "--port", str(worker_port)], env)
+        worker = start(worker_command(worker_port), env)
         try:
             wait_ready(f"http://127.0.0.1:{gateway_port}/readyz")
             wait_ready(f"http://127.0.0.1:{worker_port}/readyz")
@@ -193,8 +248,8 @@ async def latency(runtime: Runtime, env: dict[str, str], data: Path) -> None:
             for process in (gateway, worker):
                 process.terminate()
                 process.wait()
-    end_to_end, own = timings(conversations, sent, timer, "m")
-    _, own_cold = timings(cold, sent, timer, "c")
+    end_to_end, own = timings(conversations, sent, replies, timer, "m")
+    _, own_cold = timings(cold, sent, replies, timer, "c")
     typing = sum(len(p.calls_of("imbot.chat.sendTyping")) for p in cloud.portals)
     print(f"(2) pipeline latency: {len(conversations)} messages over 50 portals, instant Dify")
     print(
@@ -250,17 +305,16 @@ async def until_replied(talks: list[Conversation], timeout_s: float = 60) -> Non
 
 
 def timings(
-    talks: list[Conversation], sent: dict[str, float], timer: ProviderTimer, prefix: str
+    talks: list[Conversation],
+    sent: dict[str, float],
+    replies: ReplyClock,
+    timer: ProviderTimer,
+    prefix: str,
 ) -> tuple[list[float], list[float]]:
     """End to end, and the pipeline's own share (minus the provider's time), per message."""
     end_to_end, own = [], []
     for number, talk in enumerate(talks):
-        arrived = min(
-            call.at
-            for call in talk.portal.calls_of("imbot.message.add")
-            if call.params.get("DIALOG_ID") == talk.chat.dialog_id
-        )
-        total = arrived - sent[_key(talk)]
+        total = replies.arrived[_key(talk)] - sent[_key(talk)]
         end_to_end.append(total)
         own.append(total - timer.took.get(f"{prefix}{number}", 0.0))
     return end_to_end, own
@@ -283,10 +337,7 @@ async def in_flight(runtime: Runtime, env: dict[str, str], conversations_wanted:
         conversations = [c for c in everyone if c not in warm_up]
         env = env | {"BITBOT_B24_OAUTH_URL": cloud.base_url}
         worker_port = free_port()
-        # BITBOT_BENCH_PROFILE=FILE: the worker runs under cProfile and writes its stats there.
-        profile_to = os.environ.get("BITBOT_BENCH_PROFILE")
-        profile = ["-m", "cProfile", "-o", profile_to] if profile_to else []
-        worker = start([*profile, "-m", "bitbot", "worker", "--port", str(worker_port)], env)
+        worker = start(worker_command(worker_port), env)
         try:
             wait_ready(f"http://127.0.0.1:{worker_port}/readyz")
             await asyncio.sleep(1.0)
