@@ -119,6 +119,17 @@ class PlanBilling:
         """The tenant's plan (max bots, feature flags) for the app page and the console."""
         return (await self._account(tenant_id)).plan
 
+    async def aclose(self, timeout_s: float = 5.0) -> None:
+        """Let the background reloads finish (each is a few reads), then cancel what is left,
+        so none is still holding a database connection when the engine is disposed."""
+        running = set(self._refreshing)
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def forget(self, tenant_id: int) -> None:
         """Drop the cached view, e.g. right after an operator changed the subscription."""
         self._accounts.pop(tenant_id, None)

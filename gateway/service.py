@@ -118,6 +118,7 @@ async def run_consumers(runtime: Runtime, stop: asyncio.Event) -> None:
             finally:
                 stop.set()
                 await jobs  # the last flush of metered usage
+                await billing.aclose()
     finally:
         await providers.aclose()
         await portals.aclose()

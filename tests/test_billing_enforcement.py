@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx2
@@ -51,13 +52,15 @@ class World:
     subscriptions: Subscriptions
     clock: SteppedClock
     http: httpx2.AsyncClient
+    made: list[PlanBilling] = field(default_factory=list)
 
     def billing(self) -> PlanBilling:
-        """The billing of one worker process."""
+        """The billing of one worker process (closed when the test ends, as a worker's is)."""
         runtime, clock = self.runtime, self.clock
         notifier = Bitrix24AdminNotifier(build_services(runtime, self.http, clock))
         meter = Meter(runtime.redis, runtime.engine, clock)
-        return PlanBilling(runtime.engine, meter, notifier, clock=clock)
+        self.made.append(PlanBilling(runtime.engine, meter, notifier, clock=clock))
+        return self.made[-1]
 
     def notices(self) -> list[str]:
         assert all(n.user_id == self.portal.admin.id for n in self.portal.notifications)
@@ -94,14 +97,17 @@ async def install(
 @pytest.fixture
 async def world(
     b24_runtime: Runtime, bitrix24: FakeBitrix24, clock: SteppedClock, http: httpx2.AsyncClient
-) -> World:
+) -> AsyncIterator[World]:
     portal = bitrix24.add_portal("acme.bitrix24.com", language="ru")
     tenant_id = await install(b24_runtime, portal, clock, "ru")
     subscriptions = Subscriptions(b24_runtime.engine, clock)
     await create_plan(b24_runtime.engine, TINY)
     await subscriptions.start_trial(tenant_id)
     await subscriptions.change_plan(tenant_id, "tiny")
-    return World(b24_runtime, portal, tenant_id, subscriptions, clock, http)
+    world = World(b24_runtime, portal, tenant_id, subscriptions, clock, http)
+    yield world
+    for billing in world.made:
+        await billing.aclose()
 
 
 async def test_admins_hear_once_at_80_and_once_at_100_percent(world: World) -> None:
@@ -233,6 +239,23 @@ async def test_a_busy_tenant_is_reloaded_ahead_of_time_off_the_turns_path(world:
         await asyncio.sleep(0.025)
         verdicts.append(await worker.check_turn(world.tenant_id))
     assert verdicts[-1] == Deny("Лимит ответов исчерпан.")
+
+
+async def test_closing_waits_for_the_reloads_running_in_the_background(world: World) -> None:
+    worker, other_worker = world.billing(), world.billing()
+    assert await worker.check_turn(world.tenant_id) == Allow()
+    for _ in range(10):
+        await other_worker.record(world.tenant_id, ONE)
+    world.later(CACHE_S * 0.92)
+    assert await worker.check_turn(world.tenant_id) == Allow()  # starts the reload
+    tasks_before = len(asyncio.all_tasks())
+
+    await worker.aclose()  # as a worker does at shutdown, before the engine goes
+
+    assert len(asyncio.all_tasks()) < tasks_before  # the reload is no longer running
+    # It finished rather than being dropped: its result is what the cache holds now.
+    assert await worker.check_turn(world.tenant_id) == Deny("Лимит ответов исчерпан.")
+    await worker.aclose()  # nothing left to wait for
 
 
 async def test_a_load_reads_everything_on_one_database_connection(world: World) -> None:
