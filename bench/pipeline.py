@@ -69,6 +69,20 @@ class Conversation:
     customer: User
 
 
+async def run_reading_body(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> bytes:
+    """Run ``app`` on the request; the body it read."""
+    body = b""
+
+    async def capture() -> Message:
+        nonlocal body
+        message = await receive()
+        body += message.get("body", b"")
+        return message
+
+    await app(scope, capture, send)
+    return body
+
+
 @dataclass
 class ProviderTimer:
     """Wraps the fake Dify: how long each run took, keyed by the query it answered."""
@@ -81,15 +95,7 @@ class ProviderTimer:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        body = b""
-
-        async def capture() -> Message:
-            nonlocal body
-            message = await receive()
-            body += message.get("body", b"")
-            return message
-
-        await self.app(scope, capture, send)
+        body = await run_reading_body(self.app, scope, receive, send)
         self.took[str(json.loads(body)["query"])] = time.perf_counter() - started
 
 
@@ -109,15 +115,7 @@ class ReplyClock:
             await self.app(scope, receive, send)
             return
         at = time.time()
-        body = b""
-
-        async def capture() -> Message:
-            nonlocal body
-            message = await receive()
-            body += message.get("body", b"")
-            return message
-
-        await self.app(scope, capture, send)
+        body = await run_reading_body(self.app, scope, receive, send)
         domain = path.split("/")[1]  # /{portal}/rest/{method}
         for dialog in _reply_dialogs(json.loads(body)):
             key = f"{domain}/{dialog}"
