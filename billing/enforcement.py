@@ -126,9 +126,9 @@ class PlanBilling:
         if not running:
             return
         _, pending = await asyncio.wait(running, timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            self._loading.cancel()  # the loads, not only the tasks waiting on them
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def forget(self, tenant_id: int) -> None:
         """Drop the cached view, e.g. right after an operator changed the subscription."""

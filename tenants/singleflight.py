@@ -26,3 +26,9 @@ class SingleFlight(Generic[K, V]):
             running.add_done_callback(lambda _: self._running.pop(key, None))
         # Shielded: one waiter giving up must not cancel the fetch the others wait for.
         return await asyncio.shield(running)
+
+    def cancel(self) -> None:
+        """Cancel the fetches still running themselves (their waiters are shielded from each
+        other, so cancelling a waiter leaves the fetch going); for shutting down."""
+        for running in list(self._running.values()):
+            running.cancel()

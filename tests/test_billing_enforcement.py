@@ -247,15 +247,32 @@ async def test_closing_waits_for_the_reloads_running_in_the_background(world: Wo
     for _ in range(10):
         await other_worker.record(world.tenant_id, ONE)
     world.later(CACHE_S * 0.92)
+    running_before = asyncio.all_tasks()
     assert await worker.check_turn(world.tenant_id) == Allow()  # starts the reload
-    tasks_before = len(asyncio.all_tasks())
+    assert asyncio.all_tasks() > running_before
 
     await worker.aclose()  # as a worker does at shutdown, before the engine goes
 
-    assert len(asyncio.all_tasks()) < tasks_before  # the reload is no longer running
+    assert asyncio.all_tasks() <= running_before  # the reload is no longer running
     # It finished rather than being dropped: its result is what the cache holds now.
     assert await worker.check_turn(world.tenant_id) == Deny("Лимит ответов исчерпан.")
     await worker.aclose()  # nothing left to wait for
+
+
+async def test_closing_cancels_a_reload_that_outlasts_the_grace(world: World) -> None:
+    worker, other_worker = world.billing(), world.billing()
+    assert await worker.check_turn(world.tenant_id) == Allow()
+    for _ in range(10):
+        await other_worker.record(world.tenant_id, ONE)
+    world.later(CACHE_S * 0.92)
+    running_before = asyncio.all_tasks()
+    assert await worker.check_turn(world.tenant_id) == Allow()  # starts the reload
+    assert asyncio.all_tasks() > running_before
+
+    await worker.aclose(timeout_s=0)  # no time to finish: the load itself is cancelled
+
+    assert asyncio.all_tasks() <= running_before  # neither the load nor its waiter is left
+    assert await worker.check_turn(world.tenant_id) == Allow()  # the old view, never replaced
 
 
 async def test_a_load_reads_everything_on_one_database_connection(world: World) -> None:
