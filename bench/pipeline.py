@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import httpx2
 import sqlalchemy as sa
@@ -55,6 +55,7 @@ from tenants.schema import bots, connectors, providers, utcnow
 from tenants.settings import load_settings
 from tenants.vault import tenant_context
 from tests.fakes.bitrix24 import Bot, Chat, FakeBitrix24, Portal, User, message_add
+from tests.fakes.bitrix24_php import parse_query
 from tests.fakes.dify import DifyApp, FakeDify
 from tests.fakes.server import serve
 
@@ -132,7 +133,7 @@ def _reply_dialogs(params: dict[str, object]) -> list[str]:
     for command in commands.values():
         method, _, query = str(command).partition("?")
         if method == "imbot.message.add":
-            dialogs.extend(parse_qs(query).get("DIALOG_ID", []))
+            dialogs.append(str(parse_query(query).get("DIALOG_ID", "")))
     return dialogs
 
 

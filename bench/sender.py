@@ -47,11 +47,10 @@ class KeptAlive:
         head, _, rest = self._pending.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
-        length = next(
-            int(line.split(":", 1)[1])
-            for line in lines[1:]
-            if line.lower().startswith("content-length:")
-        )
+        fields = dict(line.lower().split(":", 1) for line in lines[1:] if ":" in line)
+        if "content-length" not in fields:
+            raise ConnectionError("the gateway answered without a Content-Length")
+        length = int(fields["content-length"])
         while len(rest) < length:
             rest += self._receive()
         self._pending = rest[length:]
