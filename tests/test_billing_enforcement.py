@@ -241,7 +241,9 @@ async def test_a_busy_tenant_is_reloaded_ahead_of_time_off_the_turns_path(world:
     assert verdicts[-1] == Deny("Лимит ответов исчерпан.")
 
 
-async def test_closing_waits_for_the_reloads_running_in_the_background(world: World) -> None:
+async def reload_in_background(world: World) -> tuple[PlanBilling, set[asyncio.Task[object]]]:
+    """A worker's billing with a reload running in the background that will find the quota used
+    up elsewhere; the tasks that ran before it started."""
     worker, other_worker = world.billing(), world.billing()
     assert await worker.check_turn(world.tenant_id) == Allow()
     for _ in range(10):
@@ -250,6 +252,11 @@ async def test_closing_waits_for_the_reloads_running_in_the_background(world: Wo
     running_before = asyncio.all_tasks()
     assert await worker.check_turn(world.tenant_id) == Allow()  # starts the reload
     assert asyncio.all_tasks() > running_before
+    return worker, running_before
+
+
+async def test_closing_waits_for_the_reloads_running_in_the_background(world: World) -> None:
+    worker, running_before = await reload_in_background(world)
 
     await worker.aclose()  # as a worker does at shutdown, before the engine goes
 
@@ -260,14 +267,7 @@ async def test_closing_waits_for_the_reloads_running_in_the_background(world: Wo
 
 
 async def test_closing_cancels_a_reload_that_outlasts_the_grace(world: World) -> None:
-    worker, other_worker = world.billing(), world.billing()
-    assert await worker.check_turn(world.tenant_id) == Allow()
-    for _ in range(10):
-        await other_worker.record(world.tenant_id, ONE)
-    world.later(CACHE_S * 0.92)
-    running_before = asyncio.all_tasks()
-    assert await worker.check_turn(world.tenant_id) == Allow()  # starts the reload
-    assert asyncio.all_tasks() > running_before
+    worker, running_before = await reload_in_background(world)
 
     await worker.aclose(timeout_s=0)  # no time to finish: the load itself is cancelled
 
